@@ -1,0 +1,53 @@
+//! The top-level error: one variant per stage module, and the only place exit codes are decided.
+
+use std::process::ExitCode;
+
+/// Anything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file operation outside any stage (atomic writes, copies).
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
+}
+
+impl Error {
+    /// The process exit code for this failure.
+    ///
+    /// Render/validation errors exit 1 like ibek; msi's codes are kept by the expand stage.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Files(_) => ExitCode::from(1),
+        }
+    }
+}
+
+/// The error and all its sources joined with ": ", the form `main` prints.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // transparent wrappers repeat their inner message; print each piece once
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read 'a.yaml'")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chain_joins_sources() {
+        let err = Outer(std::io::Error::new(std::io::ErrorKind::NotFound, "gone"));
+        assert_eq!(chain(&err), "cannot read 'a.yaml': gone");
+    }
+}

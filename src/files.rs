@@ -1,0 +1,255 @@
+//! File-system helpers every stage shares: atomic writes and whole-folder replacement.
+//!
+//! Generated outputs are written into a temporary sibling and renamed into place, so a failed
+//! run leaves the previous outputs intact and a reader (Phoebus, the IOC) never sees half a file.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A file-system step that failed, with the path it failed on.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("cannot create folder '{path}'")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write '{path}'")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read '{path}'")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot copy '{from}' to '{to}'")]
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Read a whole file as UTF-8 text, naming the path on failure.
+pub fn read_to_string(path: &Path) -> Result<String, FilesError> {
+    fs::read_to_string(path).map_err(|source| FilesError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Create a folder and its parents.
+pub fn create_dir_all(path: &Path) -> Result<(), FilesError> {
+    fs::create_dir_all(path).map_err(|source| FilesError::CreateDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Write `contents` to `path` atomically: a temporary file in the same folder, then rename.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FilesError> {
+    let dir = parent_of(path);
+    create_dir_all(dir)?;
+    let wrap = |source| FilesError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".iocrun-")
+        .tempfile_in(dir)
+        .map_err(wrap)?;
+    tmp.write_all(contents).map_err(wrap)?;
+    tmp.as_file().sync_data().map_err(wrap)?;
+    tmp.persist(path).map_err(|e| wrap(e.error))?;
+    set_default_mode(path);
+    Ok(())
+}
+
+/// Files to publish together into one folder.
+#[derive(Debug, Default)]
+pub struct Staged {
+    files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl Staged {
+    /// An empty set.
+    pub fn new() -> Staged {
+        Staged::default()
+    }
+
+    /// Add a file, by its path relative to the target folder.
+    pub fn add(&mut self, relative: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) {
+        self.files.push((relative.into(), contents.into()));
+    }
+
+    /// The staged relative paths, in the order added.
+    pub fn names(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(p, _)| p.as_path())
+    }
+
+    /// Write every file into `dir`, each atomically. Nothing is written unless all files were
+    /// produced first (the caller stages everything before calling this).
+    pub fn write_into(&self, dir: &Path) -> Result<(), FilesError> {
+        create_dir_all(dir)?;
+        for (rel, contents) in &self.files {
+            write_atomic(&dir.join(rel), contents)?;
+        }
+        Ok(())
+    }
+}
+
+/// Replace the whole folder `dir` with a fresh one holding exactly `staged`, as ibek's
+/// `generate2` does with rmtree, but atomically: build a sibling, then swap by rename.
+pub fn replace_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
+    let parent = parent_of(dir);
+    create_dir_all(parent)?;
+    let wrap = |source| FilesError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    let fresh = tempfile::Builder::new()
+        .prefix(".iocrun-new-")
+        .tempdir_in(parent)
+        .map_err(wrap)?;
+    staged.write_into(fresh.path())?;
+    let fresh = fresh.keep();
+    set_dir_mode(&fresh);
+    let old = parent.join(format!(
+        ".iocrun-old-{}",
+        dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
+    let _ = fs::remove_dir_all(&old);
+    let had_old = dir.exists();
+    if had_old {
+        fs::rename(dir, &old).map_err(wrap)?;
+    }
+    if let Err(e) = fs::rename(&fresh, dir) {
+        if had_old {
+            // put the previous outputs back so the failure leaves them intact
+            let _ = fs::rename(&old, dir);
+        }
+        let _ = fs::remove_dir_all(&fresh);
+        return Err(wrap(e));
+    }
+    if had_old {
+        // when `dir` is a mount point the rename above fails instead; see the fallback below
+        let _ = fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+/// Like [`replace_dir`], but for a folder that may be a mount point (a Kubernetes volume
+/// subPath cannot be renamed): empty it and write the files into it, each atomically.
+pub fn refill_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
+    if replace_dir(dir, staged).is_ok() {
+        return Ok(());
+    }
+    create_dir_all(dir)?;
+    let entries = fs::read_dir(dir).map_err(|source| FilesError::Read {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let removed = if path.is_dir() && !path.is_symlink() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(|source| FilesError::Write { path, source })?;
+    }
+    staged.write_into(dir)
+}
+
+/// Copy one file, creating the destination's folder.
+pub fn copy_file(from: &Path, to: &Path) -> Result<(), FilesError> {
+    create_dir_all(parent_of(to))?;
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|source| FilesError::Copy {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            source,
+        })
+}
+
+/// Copy a folder tree (files and folders; symlinks are followed).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), FilesError> {
+    create_dir_all(to)?;
+    let entries = fs::read_dir(from).map_err(|source| FilesError::Read {
+        path: from.to_owned(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            copy_file(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// tempfile creates 0600 files; generated outputs are shared (OPI volume, IOC user), so give
+/// them the mode a plain `File::create` would under the process umask.
+fn set_default_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o666 & !umask()));
+}
+
+fn set_dir_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o777 & !umask()));
+}
+
+fn umask() -> u32 {
+    // umask can only be read by setting it; put it straight back
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(old);
+    old.bits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_dir_swaps_contents() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("runtime");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("stale.txt"), "old").unwrap();
+        let mut staged = Staged::new();
+        staged.add("st.cmd", "new");
+        replace_dir(&dir, &staged).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("st.cmd")).unwrap(), "new");
+        assert!(!dir.join("stale.txt").exists());
+        let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary folders must not remain");
+    }
+
+    #[test]
+    fn write_atomic_replaces_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("a/b.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
+    }
+}

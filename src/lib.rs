@@ -1,0 +1,14 @@
+//! iocrun as a library: the stages of the data path, each in its own module.
+//!
+//! ```text
+//! config ─ render ─ expand ─ pvi ─ supervise ─ console ─ serve
+//! ```
+//! `cmd` is the only module that sequences the others; `cli` holds the raw arguments,
+//! `paths` resolves the environment once, `files` does atomic writes.
+
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod files;
+pub mod logging;
+pub mod paths;

@@ -1,0 +1,7 @@
+//! The single integration-test binary. One `mod` per theme; each test gets its own temporary
+//! EPICS tree through `util::TestEnv` and never reads the real `/epics`.
+//!
+//! External tools (softIoc, msi, ibek, the ibek sdist samples) are found through the variables
+//! `scripts/install-test-deps.sh` writes; `scripts/test.sh` sets them.
+
+mod util;
