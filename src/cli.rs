@@ -2,7 +2,10 @@
 //!
 //! Raw arguments only: no logic here. Each subcommand arrives with the stage that implements it.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
 
 /// PID 1 for EPICS IOC containers.
 #[derive(Debug, Parser)]
@@ -18,4 +21,56 @@ pub struct Cli {
 
 /// One variant per subcommand of the contract table.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Wait for the hardware listed in wait_list.yaml (ibek ioc do-wait).
+    Wait(WaitArgs),
+    /// Copy protocol/db files from the config folder into the runtime folders.
+    PlaceFiles(PlaceFilesArgs),
+}
+
+/// `iocrun wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The wait list [default: $RUNTIME_DIR/wait_list.yaml].
+    #[arg(long, value_name = "FILE")]
+    pub source: Option<PathBuf>,
+    /// Created when the wait succeeds or is skipped; start-up probes poll it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "IOCRUN_WAIT_DONE_FILE",
+        default_value = "/tmp/doWait_completed.txt"
+    )]
+    pub done_file: PathBuf,
+    /// Give up after this many seconds in total, whatever the per-target timeouts say.
+    #[arg(long, value_name = "SECONDS", env = "IOCRUN_WAIT_TIMEOUT", value_parser = seconds)]
+    pub timeout: Option<Duration>,
+    /// Say which targets are still pending every this many seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "IOCRUN_WAIT_PROGRESS",
+        default_value = "10",
+        value_parser = seconds
+    )]
+    pub progress: Duration,
+    /// Skip the wait (only the exact value `true` counts, as in start.sh).
+    #[arg(long, value_name = "BOOL", env = "IBEK_DO_WAIT_DISABLE", hide = true)]
+    pub disable: Option<String>,
+}
+
+/// `iocrun place-files`.
+#[derive(Debug, Args)]
+pub struct PlaceFilesArgs {
+    /// The instance config folder holding *.proto, *.protocol, *.db, *.template.
+    pub config_dir: PathBuf,
+}
+
+/// A number of seconds (fractions allowed) as a `Duration`.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("'{text}' is not a usable number of seconds"))
+}

@@ -8,6 +8,12 @@ pub enum Error {
     /// A file operation outside any stage (atomic writes, copies).
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
+    /// The hardware wait.
+    #[error(transparent)]
+    Wait(#[from] crate::wait::WaitError),
+    /// place-files and the support protocol copy.
+    #[error(transparent)]
+    Place(#[from] crate::place::PlaceError),
 }
 
 impl Error {
@@ -17,6 +23,10 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Files(_) => ExitCode::from(1),
+            // ibek's do-wait and place-files exit 1 on every failure
+            // ibek's typer rejects a missing CONFIG_DIR as a usage error
+            Error::Place(crate::place::PlaceError::NotAFolder { .. }) => ExitCode::from(2),
+            Error::Wait(_) | Error::Place(_) => ExitCode::from(1),
         }
     }
 }

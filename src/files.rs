@@ -123,7 +123,9 @@ pub fn replace_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
     set_dir_mode(&fresh);
     let old = parent.join(format!(
         ".iocrun-old-{}",
-        dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        dir.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     let _ = fs::remove_dir_all(&old);
     let had_old = dir.exists();
@@ -178,6 +180,31 @@ pub fn copy_file(from: &Path, to: &Path) -> Result<(), FilesError> {
             to: to.to_owned(),
             source,
         })
+}
+
+/// Copy one file keeping its mode and timestamps, as Python's `shutil.copy2` does (ibek's
+/// place-files). Written to a temporary sibling and renamed, so a reader never sees half a file.
+pub fn copy_preserving(from: &Path, to: &Path) -> Result<(), FilesError> {
+    let dir = parent_of(to);
+    create_dir_all(dir)?;
+    let wrap = |source| FilesError::Copy {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        source,
+    };
+    let meta = fs::metadata(from).map_err(wrap)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".iocrun-")
+        .tempfile_in(dir)
+        .map_err(wrap)?;
+    fs::copy(from, tmp.path()).map_err(wrap)?;
+    let times = fs::FileTimes::new()
+        .set_accessed(meta.accessed().map_err(wrap)?)
+        .set_modified(meta.modified().map_err(wrap)?);
+    tmp.as_file().set_times(times).map_err(wrap)?;
+    fs::set_permissions(tmp.path(), meta.permissions()).map_err(wrap)?;
+    tmp.persist(to).map_err(|e| wrap(e.error))?;
+    Ok(())
 }
 
 /// Copy a folder tree (files and folders; symlinks are followed).

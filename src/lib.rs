@@ -12,3 +12,5 @@ pub mod error;
 pub mod files;
 pub mod logging;
 pub mod paths;
+pub mod place;
+pub mod wait;

@@ -10,8 +10,7 @@ pub fn init(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter =
-        EnvFilter::try_from_env("IOCRUN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env("IOCRUN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     // A second init (tests calling run twice) is harmless, so the error is ignored.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

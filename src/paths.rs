@@ -103,7 +103,10 @@ mod tests {
         let p = with(&[]);
         assert_eq!(p.config_dir, PathBuf::from("/epics/ioc/config"));
         assert_eq!(p.runtime_dir, PathBuf::from("/epics/runtime"));
-        assert_eq!(p.ioc_binary(), PathBuf::from("/epics/ioc/bin/linux-x86_64/ioc"));
+        assert_eq!(
+            p.ioc_binary(),
+            PathBuf::from("/epics/ioc/bin/linux-x86_64/ioc")
+        );
     }
 
     #[test]

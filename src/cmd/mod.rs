@@ -1,5 +1,8 @@
 //! One file per subcommand; the only place that sequences the stage modules.
 
+mod place_files;
+pub mod wait;
+
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
@@ -7,5 +10,8 @@ use crate::error::Error;
 
 /// Run the command the user asked for.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
-    match cli.command {}
+    match cli.command {
+        Command::Wait(args) => wait::run(args),
+        Command::PlaceFiles(args) => place_files::run(args),
+    }
 }

@@ -4,4 +4,6 @@
 //! External tools (softIoc, msi, ibek, the ibek sdist samples) are found through the variables
 //! `scripts/install-test-deps.sh` writes; `scripts/test.sh` sets them.
 
+mod place_files; // iocrun place-files vs ibek runtime place-files
 mod util;
+mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners

@@ -7,7 +7,9 @@ use std::process::Command;
 
 /// True when running under CI (`CI=true`): missing data or tools fail instead of skipping.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// The repository root.
@@ -35,7 +37,10 @@ pub fn tool_var(name: &str) -> Option<PathBuf> {
     match std::env::var_os(name) {
         Some(v) if Path::new(&v).exists() => Some(PathBuf::from(v)),
         _ => {
-            assert!(!in_ci(), "CI=true but {name} is not set (run scripts/test.sh)");
+            assert!(
+                !in_ci(),
+                "CI=true but {name} is not set (run scripts/test.sh)"
+            );
             eprintln!("SKIP: {name} not set; run scripts/test.sh for the full suite");
             None
         }
