@@ -73,4 +73,23 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     Duration::try_from_secs_f64(value)
         .map_err(|_| format!("'{text}' is not a usable number of seconds"))
+    /// Format one PVI device into its .bob screens and .pvi.template (like `pvi format`).
+    Pvi(PviArgs),
+}
+
+/// `iocrun pvi DEVICE.pvi.device.yaml [--search DIR]… [-o DIR] [--pv-prefix PREFIX]`.
+#[derive(Debug, Args)]
+pub struct PviArgs {
+    /// The device file, `NAME.pvi.device.yaml`.
+    pub device: PathBuf,
+    /// Folders to find parent/included devices in, in order (default: the device's folder,
+    /// then $EPICS_ROOT/pvi-defs).
+    #[arg(long = "search", value_name = "DIR")]
+    pub search: Vec<PathBuf>,
+    /// Output folder (default: the current folder).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Prefix of the `<prefix>PVI` structure PV in the .pvi.template.
+    #[arg(long = "pv-prefix", value_name = "PREFIX", default_value = "")]
+    pub pv_prefix: String,
 }

@@ -14,6 +14,9 @@ pub enum Error {
     /// place-files and the support protocol copy.
     #[error(transparent)]
     Place(#[from] crate::place::PlaceError),
+    /// A PVI device that cannot be read or formatted.
+    #[error(transparent)]
+    Pvi(#[from] crate::pvi::PviError),
 }
 
 impl Error {
@@ -27,6 +30,7 @@ impl Error {
             // ibek's typer rejects a missing CONFIG_DIR as a usage error
             Error::Place(crate::place::PlaceError::NotAFolder { .. }) => ExitCode::from(2),
             Error::Wait(_) | Error::Place(_) => ExitCode::from(1),
+            Error::Pvi(_) => ExitCode::from(1),
         }
     }
 }

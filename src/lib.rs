@@ -14,3 +14,4 @@ pub mod logging;
 pub mod paths;
 pub mod place;
 pub mod wait;
+pub mod pvi;

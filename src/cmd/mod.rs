@@ -2,16 +2,19 @@
 
 mod place_files;
 pub mod wait;
+mod pvi;
 
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
+use crate::paths::Paths;
 
 /// Run the command the user asked for.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Wait(args) => wait::run(args),
         Command::PlaceFiles(args) => place_files::run(args),
+        Command::Pvi(args) => pvi::run(args, &Paths::from_env()),
     }
 }

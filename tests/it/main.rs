@@ -7,3 +7,4 @@
 mod place_files; // iocrun place-files vs ibek runtime place-files
 mod util;
 mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners
+mod pvi;

@@ -1,0 +1,70 @@
+//! The `.pvi.template` (spec pvi.md §4): one `record("*", PV)` per signal PV with the QSRV
+//! `Q:group` info tag that builds the `<prefix>PVI` structure, as pvi 0.14.4's
+//! `format_template` (with its `+trigger` line) writes it.
+
+use super::device::{Component, Device, Kind, Node};
+use super::PviError;
+
+/// The template text for a resolved device.
+pub fn format_template(device: &Device, pv_prefix: &str) -> Result<String, PviError> {
+    let mut records = Vec::new();
+    for node in &device.children {
+        match node {
+            Node::Component(c) => walk(c, &mut records),
+            Node::Include(inc) => {
+                return Err(PviError::Layout(format!(
+                    "Include '{}' should have been resolved (parent asynPortDriver stops resolution)",
+                    inc.file_name
+                )))
+            }
+        }
+    }
+    let label = &device.label;
+    let mut out = format!("\n### PV Interface for {label} ###\n");
+    for (name, pv, access) in records {
+        out.push_str(&format!(
+            "\nrecord(\"*\", \"{pv}\") {{\n    info(Q:group, {{\n        \"{pv_prefix}PVI\": {{\n            \"pvi.{name}.{access}\": {{\n                \"+channel\": \"NAME\",\n                \"+type\": \"plain\",\n                \"+trigger\": \"pvi.{name}.{access}\",\n            }}\n        }}\n    }})\n}}\n"
+        ));
+    }
+    out.push_str(&format!("\n### End of PV Interface for {label} ###\n"));
+    Ok(out)
+}
+
+/// Depth-first records: (signal name, PV, access). SignalX is checked before SignalW.
+fn walk<'a>(c: &'a Component, out: &mut Vec<(&'a str, &'a str, &'static str)>) {
+    let name = c.name.as_str();
+    match &c.kind {
+        Kind::Group { children, .. } => children.iter().for_each(|c| walk(c, out)),
+        Kind::SignalRW {
+            read_pv, write_pv, ..
+        } if read_pv == write_pv => out.push((name, write_pv, "rw")),
+        Kind::SignalRW {
+            read_pv, write_pv, ..
+        } => {
+            out.push((name, write_pv, "w"));
+            out.push((name, read_pv, "r"));
+        }
+        Kind::SignalX { write_pv, .. } => out.push((name, write_pv, "x")),
+        Kind::SignalW { write_pv, .. } => out.push((name, write_pv, "w")),
+        Kind::SignalR { read_pv, .. } => out.push((name, read_pv, "r")),
+        Kind::Ignored | Kind::SignalRef | Kind::DeviceRef { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_device_has_only_the_comments() {
+        let d = Device {
+            label: "L".into(),
+            parent: None,
+            children: Vec::new(),
+        };
+        assert_eq!(
+            format_template(&d, "$(P)").unwrap(),
+            "\n### PV Interface for L ###\n\n### End of PV Interface for L ###\n"
+        );
+    }
+}

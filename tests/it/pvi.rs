@@ -1,0 +1,213 @@
+//! `iocrun pvi`: the 53 ibek-support device files render to well-formed Phoebus displays
+//! (stage 1), byte-identical to pvi 0.14.4's goldens (stage 2), bad device files give clear
+//! errors, and the documented write-button fix (docs/compat.md).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{self, TestEnv};
+
+/// Cases of conformance/pvi that still differ from pvi 0.14.4, each with a reason.
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
+
+fn pvi_dir() -> Option<PathBuf> {
+    util::shared_dir().map(|d| d.join("conformance").join("pvi"))
+}
+
+fn run_pvi(device: &Path, search: &Path, out: &Path) -> std::process::Output {
+    util::iocrun()
+        .arg("pvi")
+        .arg(device)
+        .arg("--search")
+        .arg(search)
+        .arg("-o")
+        .arg(out)
+        .arg("--pv-prefix")
+        .arg("$(P)$(R)")
+        .output()
+        .expect("run iocrun pvi")
+}
+
+/// A `.bob` must parse, be a `<display>` with a size, and every widget must have a type,
+/// a version and a position; PV widgets must name their PV.
+fn assert_phoebus_display(path: &Path) {
+    let text = std::fs::read_to_string(path).expect("read bob");
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("{} is not well-formed XML: {e}", path.display()));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "display", "{}", path.display());
+    assert_eq!(root.attribute("version"), Some("2.0.0"));
+    let child = |n: roxmltree::Node, tag: &str| {
+        n.children()
+            .find(|c| c.has_tag_name(tag))
+            .and_then(|c| c.text())
+            .map(str::to_owned)
+    };
+    for tag in ["width", "height"] {
+        let v: i64 = child(root, tag)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{}: display has no numeric {tag}", path.display()));
+        assert!(v > 0, "{}: display {tag} is {v}", path.display());
+    }
+    let widgets: Vec<_> = root.descendants().filter(|n| n.has_tag_name("widget")).collect();
+    assert!(!widgets.is_empty(), "{}: no widgets", path.display());
+    for w in widgets {
+        let ty = w.attribute("type").expect("widget type");
+        assert!(w.attribute("version").is_some(), "{ty} without version");
+        assert!(child(w, "x").is_some() && child(w, "y").is_some(), "{ty} without x/y");
+        let pv = match ty {
+            "textupdate" | "textentry" | "combo" | "led" | "slide_button" | "byte_monitor" => {
+                child(w, "pv_name")
+            }
+            "xyplot" => w
+                .descendants()
+                .find(|n| n.has_tag_name("y_pv"))
+                .and_then(|n| n.text())
+                .map(str::to_owned),
+            _ => Some(String::from("-")),
+        };
+        assert!(
+            pv.is_some_and(|p| !p.is_empty()),
+            "{}: {ty} widget without a PV",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn stage1_every_device_renders_a_phoebus_display() {
+    let Some(pvi) = pvi_dir() else { return };
+    let defs = pvi.join("defs");
+    let mut devices: Vec<PathBuf> = std::fs::read_dir(&defs)
+        .expect("defs")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".pvi.device.yaml"))
+        .collect();
+    devices.sort();
+    assert!(devices.len() >= 53, "expected the 53 ibek-support devices");
+    let (mut ok, mut bobs) = (0, 0);
+    for device in &devices {
+        let out = tempfile::tempdir().expect("tmp");
+        let res = run_pvi(device, &defs, out.path());
+        assert!(
+            res.status.success(),
+            "{} failed: {}",
+            device.display(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let name = device.file_name().expect("name").to_string_lossy();
+        let name = name.split('.').next().expect("stem");
+        assert!(out.path().join(format!("{name}.pvi.bob")).is_file());
+        assert!(out.path().join(format!("{name}.pvi.template")).is_file());
+        for f in std::fs::read_dir(out.path()).expect("out").flatten() {
+            if f.path().extension().is_some_and(|e| e == "bob") {
+                assert_phoebus_display(&f.path());
+                bobs += 1;
+            }
+        }
+        ok += 1;
+    }
+    eprintln!("pvi stage 1: {ok}/{} devices rendered, {bobs} .bob files", devices.len());
+}
+
+#[test]
+fn stage2_byte_identical_to_pvi_0_14_4() {
+    let Some(pvi) = pvi_dir() else { return };
+    let template = format!(
+        "{} pvi {{device}} --search {{defs_dir}} -o {{out_dir}} --pv-prefix '$(P)$(R)'",
+        util::iocrun_bin().display()
+    );
+    let out = Command::new("bash")
+        .arg(pvi.join("compare.sh"))
+        .arg(&template)
+        .output()
+        .expect("run compare.sh");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let mut failed = Vec::new();
+    let (mut pass, mut fail) = (0, 0);
+    for line in report.lines() {
+        if let Some(case) = line.strip_prefix("PASS  ") {
+            pass += 1;
+            assert!(
+                !KNOWN_FAILURES.iter().any(|(k, _)| case.starts_with(k)),
+                "{case} passes now: remove it from KNOWN_FAILURES"
+            );
+        } else if let Some(rest) = line.strip_prefix("FAIL  ") {
+            fail += 1;
+            let case = rest.split_whitespace().next().unwrap_or_default();
+            if !KNOWN_FAILURES.iter().any(|(k, _)| *k == case) {
+                failed.push(case.to_owned());
+            }
+        }
+    }
+    eprintln!("pvi stage 2: {pass} passed, {fail} failed ({} known)", KNOWN_FAILURES.len());
+    assert!(pass > 0, "compare.sh ran no cases:\n{report}");
+    assert!(failed.is_empty(), "unexpected failures {failed:?}:\n{report}");
+}
+
+/// docs/compat.md "write-button pv_name": pvi 0.14.4 writes the literal `SignalX` as the
+/// WritePV widget's own `<pv_name>`; iocrun writes the PV the button writes. Apart from those
+/// lines the screen equals ibek 4.8.2 + pvi 0.14.4's.
+#[test]
+fn deviation_write_button_pv_name() {
+    let Some(shared) = util::shared_dir() else { return };
+    let case = shared.join("conformance/ibek/cases/es-bl01t-mo-sim-01");
+    let defs = case.join("input/pvi-defs");
+    let expected_path = case.join("expected/opi/asynMotorAxis.pvi.bob");
+    let out = tempfile::tempdir().expect("tmp");
+    let res = run_pvi(&defs.join("asynMotorAxis.pvi.device.yaml"), &defs, out.path());
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let expected = std::fs::read_to_string(expected_path).expect("golden");
+    let actual = std::fs::read_to_string(out.path().join("asynMotorAxis.pvi.bob")).expect("bob");
+    let (exp, act): (Vec<_>, Vec<_>) = (expected.lines().collect(), actual.lines().collect());
+    assert_eq!(exp.len(), act.len());
+    let mut fixed = 0;
+    for (i, (e, a)) in exp.iter().zip(&act).enumerate() {
+        if e.trim() == "<pv_name>SignalX</pv_name>" {
+            // the action's <pv_name> sits 4 lines above the widget's in the template
+            let action_pv = act[i - 4].trim();
+            assert!(action_pv.starts_with("<pv_name>$("), "line {}: {action_pv}", i - 3);
+            assert_eq!(a.trim(), action_pv, "line {}", i + 1);
+            fixed += 1;
+        } else {
+            assert_eq!(e, a, "line {}", i + 1);
+        }
+    }
+    assert!(fixed > 0, "the golden has no write buttons any more");
+}
+
+fn bad_device(env: &TestEnv, body: &str) -> String {
+    let device = env.write("defs/Bad.pvi.device.yaml", body);
+    let out = env
+        .iocrun()
+        .arg("pvi")
+        .arg(&device)
+        .arg("-o")
+        .arg(env.root().join("out"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "bad device accepted");
+    assert!(!env.root().join("out").exists(), "nothing may be written");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_device_files_name_file_and_key() {
+    let env = TestEnv::new();
+    let unknown_widget = "label: B\nchildren:\n  - type: SignalR\n    name: A\n    read_pv: X\n    read_widget:\n      type: Dial\n";
+    let err = bad_device(&env, unknown_widget);
+    assert!(err.contains("Bad.pvi.device.yaml") && err.contains("Dial"), "{err}");
+    let missing_parent = "label: B\nparent: NoSuchBase\nchildren: []\n";
+    let err = bad_device(&env, missing_parent);
+    assert!(err.contains("NoSuchBase.pvi.device.yaml"), "{err}");
+    let bad_type = "label: B\nchildren:\n  - type: SignalR\n    name: A\n    read_pv: 1\n";
+    let err = bad_device(&env, bad_type);
+    assert!(err.contains("line 3") && err.contains("expected a string"), "{err}");
+    let unknown_key = "label: B\nchildren:\n  - type: SignalW\n    name: A\n    write_pv: X\n    colour: red\n";
+    let err = bad_device(&env, unknown_key);
+    assert!(err.contains("colour"), "{err}");
+    let bad_name = "label: B\nchildren:\n  - type: Group\n    name: G\n    layout: {type: Grid}\n    children:\n      - {type: SignalR, name: lower, read_pv: X}\n";
+    let err = bad_device(&env, bad_name);
+    assert!(err.contains("children[0].children[0].name"), "{err}");
+}
