@@ -26,6 +26,8 @@ pub enum Command {
     Wait(WaitArgs),
     /// Copy protocol/db files from the config folder into the runtime folders.
     PlaceFiles(PlaceFilesArgs),
+    /// Format one PVI device into its .bob screens and .pvi.template (like `pvi format`).
+    Pvi(PviArgs),
 }
 
 /// `iocrun wait`.
@@ -73,8 +75,6 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     Duration::try_from_secs_f64(value)
         .map_err(|_| format!("'{text}' is not a usable number of seconds"))
-    /// Format one PVI device into its .bob screens and .pvi.template (like `pvi format`).
-    Pvi(PviArgs),
 }
 
 /// `iocrun pvi DEVICE.pvi.device.yaml [--search DIR]… [-o DIR] [--pv-prefix PREFIX]`.

@@ -13,5 +13,5 @@ pub mod files;
 pub mod logging;
 pub mod paths;
 pub mod place;
-pub mod wait;
 pub mod pvi;
+pub mod wait;

@@ -1,8 +1,8 @@
 //! One file per subcommand; the only place that sequences the stage modules.
 
 mod place_files;
-pub mod wait;
 mod pvi;
+pub mod wait;
 
 use std::process::ExitCode;
 

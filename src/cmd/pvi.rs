@@ -36,6 +36,10 @@ pub fn run(args: PviArgs, paths: &Paths) -> Result<ExitCode, Error> {
     );
     let out = args.output.unwrap_or_else(|| PathBuf::from("."));
     staged.write_into(&out)?;
-    tracing::info!("pvi: wrote {} files for {name} into {}", staged.names().count(), out.display());
+    tracing::info!(
+        "pvi: wrote {} files for {name} into {}",
+        staged.names().count(),
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

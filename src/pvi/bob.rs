@@ -29,7 +29,10 @@ fn templates() -> &'static Templates {
         let mut widgets = HashMap::new();
         for w in std::mem::take(&mut display.children) {
             if w.tag == "widget" {
-                let name = w.find("name").and_then(|n| n.text.clone()).unwrap_or_default();
+                let name = w
+                    .find("name")
+                    .and_then(|n| n.text.clone())
+                    .unwrap_or_default();
                 widgets.insert(name, w);
             } else {
                 display.children.push(w);
@@ -119,7 +122,12 @@ fn format_widget(w: &Widget) -> Result<Element, PviError> {
             set(&mut el, "text", text);
             Ok(el)
         }
-        Widget::Action { b, label, pv, value } => {
+        Widget::Action {
+            b,
+            label,
+            pv,
+            value,
+        } => {
             let mut el = template("WritePV")?;
             set_bounds(&mut el, b, true);
             set(&mut el, "text", label);
@@ -219,7 +227,8 @@ fn format_pv(b: &Bounds, pv: &str, widget: &PvWidget) -> Result<Element, PviErro
     set_bounds(&mut el, &b, bits.is_none());
     match widget {
         PvWidget::Read(ReadWidget::ArrayTrace { .. }) => set(&mut el, "y_pv", pv),
-        PvWidget::Read(ReadWidget::TableRead { .. }) | PvWidget::Write(WriteWidget::TableWrite { .. }) => {
+        PvWidget::Read(ReadWidget::TableRead { .. })
+        | PvWidget::Write(WriteWidget::TableWrite { .. }) => {
             let pv = if pv.starts_with("pva://") {
                 pv.to_owned()
             } else {

@@ -509,7 +509,10 @@ impl Validate<'_> {
     fn component(&self, node: RawNode, key: &str) -> Result<Component, PviError> {
         let (name, label, description, kind) = match node {
             RawNode::Include(_) => {
-                return Err(self.err(key, "an Include is only allowed among the device's children"))
+                return Err(self.err(
+                    key,
+                    "an Include is only allowed among the device's children",
+                ))
             }
             RawNode::Group(g) => {
                 let mut children = Vec::new();
@@ -598,9 +601,11 @@ impl Validate<'_> {
 
     fn check_widget_r(&self, w: Option<&ReadWidget>, key: &str) -> Result<(), PviError> {
         match w {
-            Some(ReadWidget::BitField { number_of_bits, .. }) if *number_of_bits <= 0 => Err(
-                self.err(&format!("{key}.read_widget.number_of_bits"), "must be greater than 0"),
-            ),
+            Some(ReadWidget::BitField { number_of_bits, .. }) if *number_of_bits <= 0 => Err(self
+                .err(
+                    &format!("{key}.read_widget.number_of_bits"),
+                    "must be greater than 0",
+                )),
             Some(ReadWidget::ImageRead { color_map, .. }) if *color_map > 1 => Err(self.err(
                 &format!("{key}.read_widget.color_map"),
                 "must be 0 (GRAY) or 1 (COLOR)",
@@ -649,8 +654,14 @@ mod tests {
     fn pascal_rules() {
         assert!(is_pascal("NDPluginStats") && is_pascal("ROI1Detail") && is_pascal(""));
         assert!(!is_pascal("asynMotorAxis") && !is_pascal("My_PV"));
-        assert_eq!(enforce_pascal_case("Simple Device").as_deref(), Some("SimpleDevice"));
-        assert_eq!(enforce_pascal_case("simDetector").as_deref(), Some("SimDetector"));
+        assert_eq!(
+            enforce_pascal_case("Simple Device").as_deref(),
+            Some("SimpleDevice")
+        );
+        assert_eq!(
+            enforce_pascal_case("simDetector").as_deref(),
+            Some("SimDetector")
+        );
         assert_eq!(enforce_pascal_case(""), None);
     }
 }

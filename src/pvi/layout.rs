@@ -50,7 +50,9 @@ impl Bounds {
     /// Equal widths `int(ws * (1/n))` in floating point, as pvi's `split_by_ratio`.
     fn split_into(&self, n: usize) -> Result<Vec<Bounds>, PviError> {
         if n == 0 {
-            return Err(PviError::Layout("cannot split a row into 0 cells".to_owned()));
+            return Err(PviError::Layout(
+                "cannot split a row into 0 cells".to_owned(),
+            ));
         }
         let ws = self.w - (n as i64 - 1) * SPACING;
         let ratio = 1.0 / n as f64;
@@ -166,10 +168,16 @@ impl Screen {
 }
 
 fn max_x(ws: &[Widget]) -> i64 {
-    ws.iter().map(|w| w.bounds().x + w.bounds().w).max().unwrap_or(0)
+    ws.iter()
+        .map(|w| w.bounds().x + w.bounds().w)
+        .max()
+        .unwrap_or(0)
 }
 fn max_y(ws: &[Widget]) -> i64 {
-    ws.iter().map(|w| w.bounds().y + w.bounds().h).max().unwrap_or(0)
+    ws.iter()
+        .map(|w| w.bounds().y + w.bounds().h)
+        .max()
+        .unwrap_or(0)
 }
 fn next_x(ws: &[Widget]) -> i64 {
     if ws.is_empty() {
@@ -270,7 +278,9 @@ impl Factory {
                 Kind::Group { layout, .. } if !matches!(layout, Layout::Row { .. }) => {
                     self.group_formatters(c, col, &mut nxt, !in_subscreen)?
                 }
-                _ => self.row_formatters(&c, MAX_HEIGHT, col, &mut nxt, true, true, stacked, false)?,
+                _ => {
+                    self.row_formatters(&c, MAX_HEIGHT, col, &mut nxt, true, true, stacked, false)?
+                }
             };
             widgets.extend(made);
             if nxt.y != 0 {
@@ -338,7 +348,13 @@ impl Factory {
         if children.iter().any(|ch| ch.plot_widget().is_some()) {
             *children = std::mem::take(children)
                 .into_iter()
-                .map(|ch| if ch.plot_widget().is_some() { move_to_subscreen(ch) } else { ch })
+                .map(|ch| {
+                    if ch.plot_widget().is_some() {
+                        move_to_subscreen(ch)
+                    } else {
+                        ch
+                    }
+                })
                 .collect();
         }
         let mut g = self.group_formatter(&c, Bounds::new(col.x, col.y, 0, MAX_HEIGHT), squeeze)?;
@@ -399,8 +415,16 @@ impl Factory {
                 _ => true,
             };
             let mut nxt = Bounds::new(next_x(&widgets), 0, FULL_W, WIDGET_HEIGHT);
-            let made =
-                self.row_formatters(c, bounds.h, &mut col, &mut nxt, false, add_label, grid_stacked, squeeze)?;
+            let made = self.row_formatters(
+                c,
+                bounds.h,
+                &mut col,
+                &mut nxt,
+                false,
+                add_label,
+                grid_stacked,
+                squeeze,
+            )?;
             widgets.extend(made);
             if nxt.y != 0 {
                 col = nxt;
@@ -464,16 +488,21 @@ impl Factory {
                 layout: Layout::Row { header },
                 children,
             } => {
-                label_w = self.row_header(&mut b, children.len(), header.as_deref(), add_label, squeeze, &mut out)?;
+                label_w = self.row_header(
+                    &mut b,
+                    children.len(),
+                    header.as_deref(),
+                    add_label,
+                    squeeze,
+                    &mut out,
+                )?;
                 if stacked && children.iter().any(is_stacked_rw) {
                     b.h = 2 * WIDGET_HEIGHT + SPACING;
                 }
                 children.clone()
             }
             _ => match c.write() {
-                Some((pv, WriteWidget::ButtonPanel { actions })) => {
-                    button_row(c, pv, actions)
-                }
+                Some((pv, WriteWidget::ButtonPanel { actions })) => button_row(c, pv, actions),
                 _ => {
                     match &c.kind {
                         Kind::DeviceRef { .. } => add_label = false,
@@ -536,7 +565,9 @@ impl Factory {
         let mut label_w = LABEL_WIDTH;
         let n = n as i64;
         if n == 0 {
-            return Err(PviError::Layout("a Row group needs at least one child".to_owned()));
+            return Err(PviError::Layout(
+                "a Row group needs at least one child".to_owned(),
+            ));
         }
         if squeeze {
             let available = b.w - SPACING * n;
@@ -606,7 +637,11 @@ impl Factory {
                         }
                         None => (cell, None),
                     };
-                    out.push(pv_widget(PvWidget::Write(write_widget.clone()), w, write_pv));
+                    out.push(pv_widget(
+                        PvWidget::Write(write_widget.clone()),
+                        w,
+                        write_pv,
+                    ));
                     if let (Some(r), Some(rw)) = (r, read_widget) {
                         out.push(pv_widget(PvWidget::Read(rw.clone()), r, read_pv));
                     }
@@ -614,7 +649,11 @@ impl Factory {
                 Kind::SignalW {
                     write_pv,
                     write_widget,
-                } => out.push(pv_widget(PvWidget::Write(write_widget.clone()), cell, write_pv)),
+                } => out.push(pv_widget(
+                    PvWidget::Write(write_widget.clone()),
+                    cell,
+                    write_pv,
+                )),
                 Kind::SignalR {
                     read_pv,
                     read_widget,
@@ -716,7 +755,10 @@ mod tests {
         let b = Bounds::new(205, 0, 205, 20);
         let cells = b.split_into(2).unwrap();
         assert_eq!((cells[0].w, cells[1].x), (100, 310));
-        assert_eq!(Bounds::new(205, 0, 100, 20).square(), Bounds::new(245, 0, 20, 20));
+        assert_eq!(
+            Bounds::new(205, 0, 100, 20).square(),
+            Bounds::new(245, 0, 20, 20)
+        );
         assert_eq!(Bounds::new(205, 0, 205, 20).square().x, 297);
         assert!(Bounds::new(0, 0, 205, 20).split_left(200).is_err());
     }

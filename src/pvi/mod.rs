@@ -41,7 +41,9 @@ pub enum PviError {
         key: String,
         message: String,
     },
-    #[error("pvi device '{path}' includes '{name}', but {name}.pvi.device.yaml is not in {search:?}")]
+    #[error(
+        "pvi device '{path}' includes '{name}', but {name}.pvi.device.yaml is not in {search:?}"
+    )]
     MissingInclude {
         path: PathBuf,
         name: String,
@@ -76,9 +78,15 @@ pub fn format_screens(device: &Device, name: &str) -> Result<Vec<(String, String
     let (screen, subs) =
         layout::layout(components, &device.label, &format!("{name}.pvi")).map_err(wrap)?;
     let mut files: IndexMap<String, String> = IndexMap::new();
-    files.insert(format!("{name}.pvi.bob"), bob::format_screen(&screen).map_err(wrap)?);
+    files.insert(
+        format!("{name}.pvi.bob"),
+        bob::format_screen(&screen).map_err(wrap)?,
+    );
     for (file_name, sub) in subs {
-        files.insert(format!("{file_name}.bob"), bob::format_screen(&sub).map_err(wrap)?);
+        files.insert(
+            format!("{file_name}.bob"),
+            bob::format_screen(&sub).map_err(wrap)?,
+        );
     }
     Ok(files.into_iter().collect())
 }
@@ -89,10 +97,12 @@ pub fn format_index(title: &str, entries: &[IndexEntry]) -> Result<String, PviEr
     for e in entries {
         let name = device::enforce_pascal_case(&e.label)
             .filter(|n| device::is_pascal(n))
-            .ok_or_else(|| PviError::Layout(format!(
-                "index entry label '{}' cannot be made PascalCase",
-                e.label
-            )))?;
+            .ok_or_else(|| {
+                PviError::Layout(format!(
+                    "index entry label '{}' cannot be made PascalCase",
+                    e.label
+                ))
+            })?;
         children.push(Component {
             name,
             label: Some(e.label.clone()),

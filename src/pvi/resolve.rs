@@ -12,7 +12,10 @@ use super::PviError;
 /// Read and validate one `*.pvi.device.yaml` (no parents resolved).
 pub fn load(path: &Path) -> Result<Device, PviError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    if !name.as_deref().is_some_and(|n| n.ends_with(".pvi.device.yaml")) {
+    if !name
+        .as_deref()
+        .is_some_and(|n| n.ends_with(".pvi.device.yaml"))
+    {
         return Err(PviError::FileName {
             path: path.to_owned(),
         });
@@ -46,7 +49,11 @@ pub fn load_resolved(path: &Path, search: &[PathBuf]) -> Result<Device, PviError
 
 /// pvi's `deserialize_parents`. `asynPortDriver` as parent means "no parent at all", and then
 /// nothing is expanded (a stray Include fails later, as in pvi).
-pub fn resolve_parents(device: &mut Device, path: &Path, search: &[PathBuf]) -> Result<(), PviError> {
+pub fn resolve_parents(
+    device: &mut Device,
+    path: &Path,
+    search: &[PathBuf],
+) -> Result<(), PviError> {
     if device.parent.as_deref() == Some("asynPortDriver") {
         return Ok(());
     }
@@ -150,7 +157,10 @@ fn substitute(text: &str, macros: &IndexMap<String, String>) -> String {
             .find(|c: char| !(c.is_alphanumeric() || c == '_'))
             .unwrap_or(after.len());
         let name = &after[..name_len];
-        match (name_len > 0 && after[name_len..].starts_with(')'), macros.get(name)) {
+        match (
+            name_len > 0 && after[name_len..].starts_with(')'),
+            macros.get(name),
+        ) {
             (true, Some(v)) => {
                 out.push_str(v);
                 rest = &after[name_len + 1..];
@@ -180,9 +190,7 @@ fn rescope(c: &mut Component, macros: &IndexMap<String, String>) {
             *write_pv = substitute(write_pv, macros);
         }
         Kind::DeviceRef {
-            pv,
-            macros: own,
-            ..
+            pv, macros: own, ..
         } => {
             *pv = substitute(pv, macros);
             for v in own.values_mut() {
@@ -205,7 +213,7 @@ struct Registered {
 }
 
 enum Slot {
-    Plain(Component),
+    Plain(Box<Component>),
     Group(usize),
 }
 
@@ -220,9 +228,9 @@ fn merge(flat: Vec<Component>, path: &Path) -> Result<Vec<Component>, PviError> 
         match (is_group, known) {
             (false, Some(g)) => {
                 // a non-group replaces the same-named group in place; the map keeps the group
-                out[groups[g].slot] = Slot::Plain(c);
+                out[groups[g].slot] = Slot::Plain(Box::new(c));
             }
-            (false, None) => out.push(Slot::Plain(c)),
+            (false, None) => out.push(Slot::Plain(Box::new(c))),
             (true, None) => {
                 if let Kind::Group { children, .. } = &mut c.kind {
                     // first definition wins: drop children already placed in any group
@@ -242,7 +250,7 @@ fn merge(flat: Vec<Component>, path: &Path) -> Result<Vec<Component>, PviError> 
     Ok(out
         .into_iter()
         .filter_map(|s| match s {
-            Slot::Plain(c) => Some(c),
+            Slot::Plain(c) => Some(*c),
             Slot::Group(i) => groups[i].take(),
         })
         .collect())
@@ -258,8 +266,12 @@ fn has_child(group: &Component, name: &str) -> bool {
 /// Merge a later same-named group into the first: same-named children are replaced by the new
 /// one (its type may change), the rest appended; differing PVs are an error (0.14).
 fn merge_into(existing: &mut Component, new: Component, path: &Path) -> Result<(), PviError> {
-    let (Kind::Group { children: old, .. }, Kind::Group { children: added, .. }) =
-        (&mut existing.kind, new.kind)
+    let (
+        Kind::Group { children: old, .. },
+        Kind::Group {
+            children: added, ..
+        },
+    ) = (&mut existing.kind, new.kind)
     else {
         return Ok(());
     };

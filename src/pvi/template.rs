@@ -13,9 +13,9 @@ pub fn format_template(device: &Device, pv_prefix: &str) -> Result<String, PviEr
             Node::Component(c) => walk(c, &mut records),
             Node::Include(inc) => {
                 return Err(PviError::Layout(format!(
-                    "Include '{}' should have been resolved (parent asynPortDriver stops resolution)",
-                    inc.file_name
-                )))
+                "Include '{}' should have been resolved (parent asynPortDriver stops resolution)",
+                inc.file_name
+            )))
             }
         }
     }

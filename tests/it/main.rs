@@ -5,6 +5,6 @@
 //! `scripts/install-test-deps.sh` writes; `scripts/test.sh` sets them.
 
 mod place_files; // iocrun place-files vs ibek runtime place-files
+mod pvi;
 mod util;
 mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners
-mod pvi;

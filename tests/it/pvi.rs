@@ -49,12 +49,18 @@ fn assert_phoebus_display(path: &Path) {
             .unwrap_or_else(|| panic!("{}: display has no numeric {tag}", path.display()));
         assert!(v > 0, "{}: display {tag} is {v}", path.display());
     }
-    let widgets: Vec<_> = root.descendants().filter(|n| n.has_tag_name("widget")).collect();
+    let widgets: Vec<_> = root
+        .descendants()
+        .filter(|n| n.has_tag_name("widget"))
+        .collect();
     assert!(!widgets.is_empty(), "{}: no widgets", path.display());
     for w in widgets {
         let ty = w.attribute("type").expect("widget type");
         assert!(w.attribute("version").is_some(), "{ty} without version");
-        assert!(child(w, "x").is_some() && child(w, "y").is_some(), "{ty} without x/y");
+        assert!(
+            child(w, "x").is_some() && child(w, "y").is_some(),
+            "{ty} without x/y"
+        );
         let pv = match ty {
             "textupdate" | "textentry" | "combo" | "led" | "slide_button" | "byte_monitor" => {
                 child(w, "pv_name")
@@ -108,7 +114,10 @@ fn stage1_every_device_renders_a_phoebus_display() {
         }
         ok += 1;
     }
-    eprintln!("pvi stage 1: {ok}/{} devices rendered, {bobs} .bob files", devices.len());
+    eprintln!(
+        "pvi stage 1: {ok}/{} devices rendered, {bobs} .bob files",
+        devices.len()
+    );
 }
 
 #[test]
@@ -141,9 +150,15 @@ fn stage2_byte_identical_to_pvi_0_14_4() {
             }
         }
     }
-    eprintln!("pvi stage 2: {pass} passed, {fail} failed ({} known)", KNOWN_FAILURES.len());
+    eprintln!(
+        "pvi stage 2: {pass} passed, {fail} failed ({} known)",
+        KNOWN_FAILURES.len()
+    );
     assert!(pass > 0, "compare.sh ran no cases:\n{report}");
-    assert!(failed.is_empty(), "unexpected failures {failed:?}:\n{report}");
+    assert!(
+        failed.is_empty(),
+        "unexpected failures {failed:?}:\n{report}"
+    );
 }
 
 /// docs/compat.md "write-button pv_name": pvi 0.14.4 writes the literal `SignalX` as the
@@ -151,13 +166,23 @@ fn stage2_byte_identical_to_pvi_0_14_4() {
 /// lines the screen equals ibek 4.8.2 + pvi 0.14.4's.
 #[test]
 fn deviation_write_button_pv_name() {
-    let Some(shared) = util::shared_dir() else { return };
+    let Some(shared) = util::shared_dir() else {
+        return;
+    };
     let case = shared.join("conformance/ibek/cases/es-bl01t-mo-sim-01");
     let defs = case.join("input/pvi-defs");
     let expected_path = case.join("expected/opi/asynMotorAxis.pvi.bob");
     let out = tempfile::tempdir().expect("tmp");
-    let res = run_pvi(&defs.join("asynMotorAxis.pvi.device.yaml"), &defs, out.path());
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let res = run_pvi(
+        &defs.join("asynMotorAxis.pvi.device.yaml"),
+        &defs,
+        out.path(),
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let expected = std::fs::read_to_string(expected_path).expect("golden");
     let actual = std::fs::read_to_string(out.path().join("asynMotorAxis.pvi.bob")).expect("bob");
     let (exp, act): (Vec<_>, Vec<_>) = (expected.lines().collect(), actual.lines().collect());
@@ -167,7 +192,11 @@ fn deviation_write_button_pv_name() {
         if e.trim() == "<pv_name>SignalX</pv_name>" {
             // the action's <pv_name> sits 4 lines above the widget's in the template
             let action_pv = act[i - 4].trim();
-            assert!(action_pv.starts_with("<pv_name>$("), "line {}: {action_pv}", i - 3);
+            assert!(
+                action_pv.starts_with("<pv_name>$("),
+                "line {}: {action_pv}",
+                i - 3
+            );
             assert_eq!(a.trim(), action_pv, "line {}", i + 1);
             fixed += 1;
         } else {
@@ -197,14 +226,21 @@ fn bad_device_files_name_file_and_key() {
     let env = TestEnv::new();
     let unknown_widget = "label: B\nchildren:\n  - type: SignalR\n    name: A\n    read_pv: X\n    read_widget:\n      type: Dial\n";
     let err = bad_device(&env, unknown_widget);
-    assert!(err.contains("Bad.pvi.device.yaml") && err.contains("Dial"), "{err}");
+    assert!(
+        err.contains("Bad.pvi.device.yaml") && err.contains("Dial"),
+        "{err}"
+    );
     let missing_parent = "label: B\nparent: NoSuchBase\nchildren: []\n";
     let err = bad_device(&env, missing_parent);
     assert!(err.contains("NoSuchBase.pvi.device.yaml"), "{err}");
     let bad_type = "label: B\nchildren:\n  - type: SignalR\n    name: A\n    read_pv: 1\n";
     let err = bad_device(&env, bad_type);
-    assert!(err.contains("line 3") && err.contains("expected a string"), "{err}");
-    let unknown_key = "label: B\nchildren:\n  - type: SignalW\n    name: A\n    write_pv: X\n    colour: red\n";
+    assert!(
+        err.contains("line 3") && err.contains("expected a string"),
+        "{err}"
+    );
+    let unknown_key =
+        "label: B\nchildren:\n  - type: SignalW\n    name: A\n    write_pv: X\n    colour: red\n";
     let err = bad_device(&env, unknown_key);
     assert!(err.contains("colour"), "{err}");
     let bad_name = "label: B\nchildren:\n  - type: Group\n    name: G\n    layout: {type: Grid}\n    children:\n      - {type: SignalR, name: lower, read_pv: X}\n";
