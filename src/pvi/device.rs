@@ -366,7 +366,7 @@ pub(super) struct RawDevice {
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type")]
-enum RawNode {
+pub(super) enum RawNode {
     Group(RawGroup),
     SignalR(RawSignalR),
     SignalW(RawSignalW),
@@ -380,7 +380,7 @@ enum RawNode {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawGroup {
+pub(super) struct RawGroup {
     name: String,
     #[serde(default)]
     label: Option<String>,
@@ -393,7 +393,7 @@ struct RawGroup {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSignalR {
+pub(super) struct RawSignalR {
     name: String,
     #[serde(default)]
     label: Option<String>,
@@ -406,7 +406,7 @@ struct RawSignalR {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSignalW {
+pub(super) struct RawSignalW {
     name: String,
     #[serde(default)]
     label: Option<String>,
@@ -419,7 +419,7 @@ struct RawSignalW {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSignalRW {
+pub(super) struct RawSignalRW {
     name: String,
     #[serde(default)]
     label: Option<String>,
@@ -436,7 +436,7 @@ struct RawSignalRW {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSignalX {
+pub(super) struct RawSignalX {
     name: String,
     #[serde(default)]
     label: Option<String>,
@@ -451,7 +451,7 @@ struct RawSignalX {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPlain {
+pub(super) struct RawPlain {
     name: String,
     #[serde(default)]
     label: Option<String>,
@@ -461,7 +461,7 @@ struct RawPlain {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDeviceRef {
+pub(super) struct RawDeviceRef {
     name: String,
     #[serde(default)]
     label: Option<String>,

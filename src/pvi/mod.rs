@@ -3,22 +3,24 @@
 //!
 //! This module owns the device model and its parent/include resolution (`device`, `resolve`),
 //! the DLS screen layout (`layout`), the `.bob` XML (`bob`, `xml`) and the template
-//! (`template`). The reference is pvi 0.14.4 as ibek 4.8.2 drives it; outputs are byte for
+//! (`template`), and the ibek glue for a whole IOC (`ioc`). The reference is pvi 0.14.4 as ibek 4.8.2 drives it; outputs are byte for
 //! byte the same, apart from the write-button fix listed in docs/compat.md. It reads files
 //! only; callers decide where outputs go.
 
 mod bob;
 mod device;
+mod ioc;
 mod layout;
 mod resolve;
 mod template;
 mod xml;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
 pub use device::{Component, Device, Kind, Node};
+pub use ioc::{generate, DeviceDirs, EntityPvi, IocPvi, PviDatabase};
 pub use resolve::{device_name, load, load_resolved};
 pub use template::format_template;
 
@@ -130,9 +132,4 @@ fn top_components(device: &Device) -> Result<Vec<Component>, PviError> {
             ))),
         })
         .collect()
-}
-
-/// The search path ibek uses for parents: the instance config folder, then the image's defs.
-pub fn search_path(config_dir: &Path, pvi_defs: &Path) -> Vec<PathBuf> {
-    vec![config_dir.to_owned(), pvi_defs.to_owned()]
 }
