@@ -28,6 +28,8 @@ pub enum Command {
     PlaceFiles(PlaceFilesArgs),
     /// Format one PVI device into its .bob screens and .pvi.template (like `pvi format`).
     Pvi(PviArgs),
+    /// Attach to the running IOC's console (detach with Ctrl-] by default).
+    Attach(crate::console::AttachArgs),
 }
 
 /// `iocrun wait`.

@@ -17,6 +17,10 @@ pub enum Error {
     /// A PVI device that cannot be read or formatted.
     #[error(transparent)]
     Pvi(#[from] crate::pvi::PviError),
+
+    /// The console server or `iocrun attach`.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 impl Error {
@@ -31,6 +35,7 @@ impl Error {
             Error::Place(crate::place::PlaceError::NotAFolder { .. }) => ExitCode::from(2),
             Error::Wait(_) | Error::Place(_) => ExitCode::from(1),
             Error::Pvi(_) => ExitCode::from(1),
+            Error::Console(_) => ExitCode::from(1),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod console;
 pub mod error;
 pub mod files;
 pub mod logging;

@@ -1,5 +1,6 @@
 //! One file per subcommand; the only place that sequences the stage modules.
 
+pub mod attach;
 mod place_files;
 mod pvi;
 pub mod wait;
@@ -16,5 +17,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Wait(args) => wait::run(args),
         Command::PlaceFiles(args) => place_files::run(args),
         Command::Pvi(args) => pvi::run(args, &Paths::from_env()),
+        Command::Attach(args) => attach::run(args),
     }
 }

@@ -8,3 +8,6 @@ mod place_files; // iocrun place-files vs ibek runtime place-files
 mod pvi;
 mod util;
 mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners
+
+// the console server, its socket protocol and `iocrun attach`
+mod console;

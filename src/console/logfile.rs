@@ -1,0 +1,188 @@
+//! The optional console log file: every console byte with a timestamp at the start of each line
+//! (procServ `-L --logstamp`, test T14), rotated by size (`log`, `log.1`, … `log.N`).
+//!
+//! Partial lines are written as they come, so a prompt still reaches the file; the stamp goes
+//! before the first byte of each line, in the fixed form `[YYYY-MM-DD HH:MM:SS.mmm] ` (UTC),
+//! which is procServ's documented default with a fixed time format.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where the console log goes and when it rotates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// The live log file; rotated copies get `.1` … `.keep` appended.
+    pub path: PathBuf,
+    /// Rotate once the live file reaches this many bytes (0: never rotate).
+    pub max_bytes: u64,
+    /// Rotated files to keep.
+    pub keep: u32,
+}
+
+/// The log file writer; owned by the hub's log thread.
+pub(crate) struct LogWriter {
+    cfg: LogConfig,
+    file: File,
+    size: u64,
+    at_line_start: bool,
+}
+
+impl LogWriter {
+    /// Open (append) the live file.
+    pub(crate) fn open(cfg: LogConfig) -> io::Result<LogWriter> {
+        let file = open_append(&cfg.path)?;
+        let size = file.metadata()?.len();
+        Ok(LogWriter {
+            cfg,
+            file,
+            size,
+            at_line_start: true,
+        })
+    }
+
+    /// Write console bytes, stamping each line start; rotate between lines when too big.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let stamped = stamp_lines(bytes, &mut self.at_line_start, SystemTime::now());
+        self.file.write_all(&stamped)?;
+        self.size += stamped.len() as u64;
+        if self.cfg.max_bytes > 0 && self.size >= self.cfg.max_bytes && self.at_line_start {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    /// `log.(k-1)` → `log.k` … `log` → `log.1`, then a fresh `log`.
+    fn rotate(&mut self) -> io::Result<()> {
+        let name = |n: u32| {
+            let mut p = self.cfg.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        if self.cfg.keep == 0 {
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        for n in (1..self.cfg.keep).rev() {
+            // a missing older file is normal until the log has rotated `keep` times
+            let _ = std::fs::rename(name(n), name(n + 1));
+        }
+        std::fs::rename(&self.cfg.path, name(1))?;
+        self.file = open_append(&self.cfg.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn open_append(path: &std::path::Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Copy `bytes`, inserting a stamp before each byte that starts a line.
+fn stamp_lines(bytes: &[u8], at_line_start: &mut bool, now: SystemTime) -> Vec<u8> {
+    let stamp = format!("[{}] ", log_stamp(now));
+    let mut out = Vec::with_capacity(bytes.len() + stamp.len());
+    for &b in bytes {
+        if *at_line_start {
+            out.extend_from_slice(stamp.as_bytes());
+        }
+        out.push(b);
+        *at_line_start = b == b'\n';
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` in UTC, for the log file.
+fn log_stamp(t: SystemTime) -> String {
+    let (date, time, ms) = split(t);
+    format!("{date} {time}.{ms:03}")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, RFC 3339 in UTC, for `@@@` lifecycle lines.
+pub(crate) fn utc_stamp(t: SystemTime) -> String {
+    let (date, time, _) = split(t);
+    format!("{date}T{time}Z")
+}
+
+/// Date, time of day and milliseconds of a UTC instant.
+fn split(t: SystemTime) -> (String, String, u32) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days as i64);
+    (
+        format!("{y:04}-{m:02}-{day:02}"),
+        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+        d.subsec_millis(),
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(secs: u64, ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn stamps_match_known_dates() {
+        // `date -u -d @0`, `@951782400` (leap day 2000), `@1795833000`
+        assert_eq!(utc_stamp(at(0, 0)), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_stamp(at(951_782_400, 0)), "2000-02-29T00:00:00Z");
+        assert_eq!(log_stamp(at(1_795_833_000, 42)), "2026-11-28 02:30:00.042");
+    }
+
+    #[test]
+    fn stamps_each_line_start_including_partial_lines() {
+        let mut start = true;
+        let t = at(0, 5);
+        let a = stamp_lines(b"one\r\ntw", &mut start, t);
+        let b = stamp_lines(b"o\r\nepics> ", &mut start, t);
+        let text = String::from_utf8([a, b].concat()).expect("utf8");
+        let s = "[1970-01-01 00:00:00.005] ";
+        assert_eq!(text, format!("{s}one\r\n{s}two\r\n{s}epics> "));
+    }
+
+    #[test]
+    fn rotates_by_size_and_keeps_n_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("console.log");
+        let cfg = LogConfig {
+            path: path.clone(),
+            max_bytes: 100,
+            keep: 2,
+        };
+        let mut w = LogWriter::open(cfg).expect("open");
+        for i in 0..40 {
+            w.write(format!("line {i}\r\n").as_bytes()).expect("write");
+        }
+        let read = |suffix: &str| {
+            std::fs::read_to_string(format!("{}{suffix}", path.display())).unwrap_or_default()
+        };
+        assert!(read("").contains("line 39"));
+        assert!(!read(".1").is_empty() && !read(".2").is_empty());
+        assert!(!dir.path().join("console.log.3").exists());
+        assert!(!read(".2").contains("line 0\r"), "oldest lines are gone");
+        for f in ["", ".1", ".2"] {
+            assert!(read(f).len() < 200, "file {f} bounded");
+        }
+    }
+}

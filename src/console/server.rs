@@ -1,0 +1,371 @@
+//! The console socket server: any number of clients on a unix socket (and optionally a second,
+//! read-only socket), plus iocrun's own stdin as one more client.
+//!
+//! Each connection gets the history replay, then live output from the hub; its input is decoded
+//! by [`proto`](super::proto) and sent to the supervisor as [`ConsoleInput`]. Input from a
+//! read-only client (the read-only socket, or a client whose hello says `ro`) is read and
+//! dropped, as procServ does on its log port (spec supervise-console.md §0.4). Resize requests
+//! follow "last writer wins". A client that reaches EOF on its input is done (procServ,
+//! stdio-socket). Lifecycle lines (`@@@ … console client N attached`) go into the stream.
+
+use std::future::Future;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::hub::{Attached, Hub};
+use super::proto::{Decoder, Event};
+use super::term::{self, RawMode, StdinReader};
+use super::{ConsoleError, ConsoleInput};
+
+/// Where the server listens and how it treats input.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The read-write socket; `None` serves no socket (stdin and stdout only).
+    pub socket: Option<PathBuf>,
+    /// Permission bits of the read-write socket (connecting needs write permission).
+    pub socket_mode: u32,
+    /// An optional socket whose clients only watch.
+    pub ro_socket: Option<PathBuf>,
+    /// Permission bits of the read-only socket.
+    pub ro_socket_mode: u32,
+    /// Bytes never passed to the IOC from any client (procServ `-i`), e.g. `^D` `^C`.
+    pub ignore: Vec<u8>,
+    /// Treat iocrun's own stdin as a client (raw mode when it is a terminal).
+    pub stdin: bool,
+}
+
+/// Serve console clients until `shutdown` completes, then hang up on every client, remove the
+/// socket files and restore the terminal.
+///
+/// `shutdown` is any future: pass `token.cancelled()`, `async { rx.changed().await; }`, or
+/// `std::future::pending()` to run for ever. Binding errors are returned before anything else
+/// happens. Must run inside a tokio runtime (it spawns one task per client).
+pub async fn serve<F>(
+    cfg: ServerConfig,
+    hub: Hub,
+    input_tx: mpsc::Sender<ConsoleInput>,
+    shutdown: F,
+) -> Result<(), ConsoleError>
+where
+    F: Future<Output = ()>,
+{
+    let rw = cfg
+        .socket
+        .as_deref()
+        .map(|p| bind(p, cfg.socket_mode))
+        .transpose()?;
+    let ro = match cfg.ro_socket.as_deref() {
+        Some(p) => Some(bind(p, cfg.ro_socket_mode)),
+        None => None,
+    };
+    let ro = match ro.transpose() {
+        Ok(ro) => ro,
+        Err(err) => {
+            remove_socket(cfg.socket.as_deref());
+            return Err(err);
+        }
+    };
+    let ignore: Arc<[u8]> = Arc::from(cfg.ignore.as_slice());
+    let stdin = match cfg.stdin {
+        true => StdinClient::start(&hub, &input_tx, &ignore)?,
+        false => None,
+    };
+    let ctx = ClientCtx {
+        hub: hub.clone(),
+        input_tx,
+        ignore,
+    };
+    let stdin_tty = stdin.as_ref().is_some_and(|s| s.tty);
+    accept_loop(&ctx, rw.as_ref(), ro.as_ref(), stdin_tty, shutdown).await;
+    drop(stdin);
+    remove_socket(cfg.socket.as_deref());
+    remove_socket(cfg.ro_socket.as_deref());
+    Ok(())
+}
+
+/// What every client task needs.
+#[derive(Clone)]
+struct ClientCtx {
+    hub: Hub,
+    input_tx: mpsc::Sender<ConsoleInput>,
+    ignore: Arc<[u8]>,
+}
+
+async fn accept_loop<F: Future<Output = ()>>(
+    ctx: &ClientCtx,
+    rw: Option<&UnixListener>,
+    ro: Option<&UnixListener>,
+    stdin_tty: bool,
+    shutdown: F,
+) {
+    let mut tasks = JoinSet::new();
+    // our own terminal resized (k8s resizes on `kubectl attach`): pass the size on
+    let mut winch = stdin_tty
+        .then(|| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok())
+        .flatten();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            conn = accept(rw) => spawn_client(&mut tasks, ctx, conn, false).await,
+            conn = accept(ro) => spawn_client(&mut tasks, ctx, conn, true).await,
+            Some(()) = next_winch(&mut winch) => {
+                if let Some((rows, cols)) = term::window_size() {
+                    let _ = ctx.input_tx.send(ConsoleInput::Resize { rows, cols }).await;
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    // writers flush what is queued (the last lifecycle lines), then hang up
+    ctx.hub.close_clients();
+    let drained = tokio::time::timeout(Duration::from_millis(500), async {
+        while tasks.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        tasks.abort_all();
+    }
+}
+
+async fn accept(l: Option<&UnixListener>) -> std::io::Result<UnixStream> {
+    match l {
+        Some(l) => l.accept().await.map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_winch(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn spawn_client(
+    tasks: &mut JoinSet<()>,
+    ctx: &ClientCtx,
+    conn: std::io::Result<UnixStream>,
+    read_only: bool,
+) {
+    match conn {
+        Ok(stream) => {
+            tasks.spawn(client(ctx.clone(), stream, read_only));
+        }
+        Err(err) => {
+            // EMFILE and friends: back off briefly rather than spin on accept
+            tracing::warn!("console accept failed: {err}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// One client: replay and live output out, decoded input in, lifecycle lines around it.
+async fn client(ctx: ClientCtx, stream: UnixStream, read_only: bool) {
+    let att = ctx.hub.attach();
+    let (id, shared) = (att.id, att.shared.clone());
+    let mode = if read_only { "read-only" } else { "read-write" };
+    let n = ctx.hub.stats().clients;
+    ctx.hub.notice(&format!(
+        "console client {id} attached ({mode}); {n} attached"
+    ));
+    let (rd, mut wr) = stream.into_split();
+    let ended = tokio::select! {
+        r = write_output(att, &mut wr) => r,
+        r = read_input(&ctx, rd, read_only) => r,
+    };
+    ctx.hub.detach(id);
+    if shared.too_slow.load(Ordering::Acquire) {
+        // the hub has announced the drop to everyone else; tell this client, without waiting
+        let _ = wr.try_write(b"\r\n@@@ console output too slow: disconnected\r\n");
+        return;
+    }
+    if let Err(why) = &ended {
+        let _ = wr.try_write(format!("\r\n@@@ {why}: disconnected\r\n").as_bytes());
+    }
+    let n = ctx.hub.stats().clients;
+    let how = ended.err().unwrap_or_else(|| "left".into());
+    ctx.hub.notice(&format!(
+        "console client {id} detached ({how}); {n} attached"
+    ));
+}
+
+/// Copy replay then live chunks to the socket until the hub closes the queue or drops us.
+async fn write_output(att: Attached, wr: &mut OwnedWriteHalf) -> Result<(), String> {
+    let Attached {
+        replay,
+        mut rx,
+        shared,
+        ..
+    } = att;
+    let copy = async {
+        wr.write_all(&replay).await?;
+        while let Some(chunk) = rx.recv().await {
+            wr.write_all(&chunk).await?;
+            shared.pending.fetch_sub(chunk.len(), Ordering::AcqRel);
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    tokio::select! {
+        r = copy => r.or_else(hung_up),
+        _ = shared.kicked.notified() => Ok(()),
+    }
+}
+
+/// Decode input until EOF; forward it unless read-only.
+async fn read_input(
+    ctx: &ClientCtx,
+    mut rd: OwnedReadHalf,
+    mut read_only: bool,
+) -> Result<(), String> {
+    let mut dec = Decoder::default();
+    let mut buf = vec![0u8; 4096];
+    let mut events = Vec::new();
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => return hung_up(e),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        dec.feed(&buf[..n], &mut events)
+            .map_err(|e| format!("protocol error: {e}"))?;
+        for ev in events.drain(..) {
+            match ev {
+                Event::Hello { read_only: ro } => read_only |= ro,
+                _ if read_only => {}
+                Event::Input(bytes) => forward(ctx, bytes).await,
+                Event::Resize { rows, cols } if rows > 0 && cols > 0 => {
+                    let _ = ctx.input_tx.send(ConsoleInput::Resize { rows, cols }).await;
+                }
+                Event::Resize { .. } => {} // a zero size is ignored, the size stays as it was
+            }
+        }
+    }
+}
+
+/// A peer that hangs up mid-write or resets is just a client leaving.
+fn hung_up(e: std::io::Error) -> Result<(), String> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    match e.kind() {
+        BrokenPipe | ConnectionReset | ConnectionAborted => Ok(()),
+        _ => Err(format!("i/o error: {e}")),
+    }
+}
+
+async fn forward(ctx: &ClientCtx, mut bytes: Vec<u8>) {
+    bytes.retain(|b| !ctx.ignore.contains(b));
+    if bytes.is_empty() {
+        return;
+    }
+    ctx.hub.count_input(bytes.len());
+    // a closed channel means the supervisor is shutting down; input has nowhere to go
+    let _ = ctx.input_tx.send(ConsoleInput::Bytes(bytes)).await;
+}
+
+/// iocrun's own stdin as a console client.
+struct StdinClient {
+    tty: bool,
+    // drop order: stop reading, then restore the terminal
+    _reader: StdinReader,
+    _raw: Option<RawMode>,
+}
+
+impl StdinClient {
+    fn start(
+        hub: &Hub,
+        input_tx: &mpsc::Sender<ConsoleInput>,
+        ignore: &Arc<[u8]>,
+    ) -> Result<Option<StdinClient>, ConsoleError> {
+        let tty = term::stdin_is_tty();
+        let raw = RawMode::enter().map_err(|source| ConsoleError::RawMode { source })?;
+        if let Some((rows, cols)) = term::window_size().filter(|_| tty) {
+            let _ = input_tx.try_send(ConsoleInput::Resize { rows, cols });
+        }
+        let (tx, hub, ignore) = (input_tx.clone(), hub.clone(), ignore.clone());
+        let reader = StdinReader::spawn(move |input| {
+            let Some(bytes) = input else { return false };
+            let bytes: Vec<u8> = bytes
+                .iter()
+                .copied()
+                .filter(|b| !ignore.contains(b))
+                .collect();
+            if bytes.is_empty() {
+                return true;
+            }
+            hub.count_input(bytes.len());
+            tx.blocking_send(ConsoleInput::Bytes(bytes)).is_ok()
+        })
+        .map_err(|source| ConsoleError::Stdin { source })?;
+        Ok(Some(StdinClient {
+            tty,
+            _reader: reader,
+            _raw: raw,
+        }))
+    }
+}
+
+/// Listen on `path` with permission bits `mode`, never briefly wider.
+///
+/// The socket is bound inside a fresh 0700 folder beside `path`, given its mode, then renamed
+/// into place: no client can connect before the mode is right, whatever the umask.
+fn bind(path: &Path, mode: u32) -> Result<UnixListener, ConsoleError> {
+    let err = |source| ConsoleError::Bind {
+        path: path.to_owned(),
+        source,
+    };
+    check_stale(path)?;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(err)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".iocrun-console")
+        .tempdir_in(parent)
+        .map_err(err)?;
+    let tmp = staging.path().join("s");
+    let listener = std::os::unix::net::UnixListener::bind(&tmp).map_err(err)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    tracing::debug!("console listening on {path:?} (mode {mode:o})");
+    UnixListener::from_std(listener).map_err(err)
+}
+
+/// Refuse a live socket or a non-socket at `path`; remove a stale socket left by a crash.
+fn check_stale(path: &Path) -> Result<(), ConsoleError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ConsoleError::NotASocket {
+            path: path.to_owned(),
+        });
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(ConsoleError::SocketInUse {
+            path: path.to_owned(),
+        });
+    }
+    std::fs::remove_file(path).map_err(|source| ConsoleError::Bind {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn remove_socket(path: Option<&Path>) {
+    if let Some(p) = path {
+        // already gone is fine: someone cleaned /tmp
+        let _ = std::fs::remove_file(p);
+    }
+}
