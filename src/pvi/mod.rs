@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 
 pub use device::{Component, Device, Kind, Node};
-pub use ioc::{generate, DeviceDirs, EntityPvi, IocPvi, PviDatabase};
+pub use ioc::{generate, EntityPvi, IocPvi};
 pub use resolve::{device_name, load, load_resolved};
 pub use template::format_template;
 
@@ -53,6 +53,12 @@ pub enum PviError {
     },
     #[error("cannot lay out the screen: {0}")]
     Layout(String),
+    #[error("pvi for entity {entity}")]
+    Entity {
+        entity: usize,
+        #[source]
+        source: Box<PviError>,
+    },
     #[error("cannot format pvi device '{device}'")]
     Device {
         device: String,
