@@ -2,6 +2,7 @@
 //!
 //! Raw arguments only: no logic here. Each subcommand arrives with the stage that implements it.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +31,11 @@ pub enum Command {
     Pvi(PviArgs),
     /// Attach to the running IOC's console (detach with Ctrl-] by default).
     Attach(crate::console::AttachArgs),
+    /// msi-compatible expansion: [-I DIR]… [-M a=b,…] [-S SUBST] [-o OUT] [-V] [-D] [-g] [TEMPLATE]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Expand(ExpandArgs),
+    /// Generate autosave request files from ioc.subst (ibek runtime generate-autosave).
+    Autosave(AutosaveArgs),
 }
 
 /// `iocrun wait`.
@@ -94,4 +100,20 @@ pub struct PviArgs {
     /// Prefix of the `<prefix>PVI` structure PV in the .pvi.template.
     #[arg(long = "pv-prefix", value_name = "PREFIX", default_value = "")]
     pub pv_prefix: String,
+}
+
+/// msi's arguments, verbatim: msi's forms (`-Idir`, `-I dir`, `-ofile`, `-Ma=b`) are parsed
+/// by hand in `cmd::expand`, because clap cannot express them exactly.
+#[derive(Debug, Args)]
+pub struct ExpandArgs {
+    /// msi options and the optional template (see `iocrun expand -h`).
+    #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<OsString>,
+}
+
+/// `iocrun autosave [SUBST]`.
+#[derive(Debug, Args)]
+pub struct AutosaveArgs {
+    /// The substitution file (default `$RUNTIME_DIR/ioc.subst`).
+    pub subst: Option<PathBuf>,
 }

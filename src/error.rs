@@ -21,6 +21,12 @@ pub enum Error {
     /// The console server or `iocrun attach`.
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    /// msi expansion (`expand`); msi exits 1 for every failure.
+    #[error(transparent)]
+    Expand(#[from] crate::expand::ExpandError),
+    /// Autosave request generation.
+    #[error(transparent)]
+    Autosave(#[from] crate::expand::AutosaveError),
 }
 
 impl Error {
@@ -36,6 +42,7 @@ impl Error {
             Error::Wait(_) | Error::Place(_) => ExitCode::from(1),
             Error::Pvi(_) => ExitCode::from(1),
             Error::Console(_) => ExitCode::from(1),
+            Error::Expand(_) | Error::Autosave(_) => ExitCode::from(1),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cmd;
 pub mod console;
 pub mod error;
+pub mod expand;
 pub mod files;
 pub mod logging;
 pub mod paths;

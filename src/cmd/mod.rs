@@ -1,6 +1,8 @@
 //! One file per subcommand; the only place that sequences the stage modules.
 
 pub mod attach;
+mod autosave;
+mod expand;
 mod place_files;
 mod pvi;
 pub mod wait;
@@ -18,5 +20,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::PlaceFiles(args) => place_files::run(args),
         Command::Pvi(args) => pvi::run(args, &Paths::from_env()),
         Command::Attach(args) => attach::run(args),
+        Command::Expand(args) => expand::run(args),
+        Command::Autosave(args) => autosave::run(args),
     }
 }

@@ -1,0 +1,131 @@
+//! msi semantics on text: substitution files and templates in, database text out
+//! (spec `expand-msi.md` §2), and autosave request files built on the same parser (§3).
+//!
+//! The output is byte-identical to EPICS base 7.0.8.1 `msi`, apart from lines longer than
+//! 4094 bytes, which msi truncates and iocrun keeps (vector 56, `docs/compat.md`). This module
+//! uses only std and `files`; it knows nothing of ioc.yaml or rendering.
+//!
+//! * `lex`, `parse`: the substitution-file tokenizer and grammar.
+//! * `macros`: the macLib macro table, scopes and expansion engine.
+//! * `template`: template files, the include path and directives.
+//! * `driver`: msi's main loop over options, sets and templates.
+//! * `autosave`: `autosave_*.req` generation.
+
+mod autosave;
+mod driver;
+mod lex;
+mod macros;
+mod parse;
+mod template;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use autosave::{generate_autosave, AutosaveError, AutosavePaths, AutosaveReport};
+pub use driver::{Options, Outcome, MAX_INCLUDE_DEPTH};
+pub use parse::SyntaxError;
+pub use template::split_include_path;
+
+/// Why an expansion stopped. Every variant is msi's exit status 1.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpandError {
+    #[error("cannot open substitution file '{}'", path.display())]
+    OpenSubst {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read substitution file '{}'", path.display())]
+    ReadSubst {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{}:{}: {}", path.display(), error.line, error.column, error.message.to_lowercase())]
+    Syntax { path: PathBuf, error: SyntaxError },
+    #[error("cannot open template file '{name}'")]
+    OpenTemplate { name: String, trace: String },
+    #[error("include of '{name}' nested deeper than {MAX_INCLUDE_DEPTH} files")]
+    IncludeDepth { name: String, trace: String },
+    #[error("no template file for a set in the substitution file")]
+    NoTemplate,
+    #[error("cannot write the expansion")]
+    Write(#[source] std::io::Error),
+    #[error("cannot open '{}' for writing", path.display())]
+    CreateOutput {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ExpandError {
+    fn write(source: std::io::Error) -> ExpandError {
+        ExpandError::Write(source)
+    }
+}
+
+/// Run msi's expansion with `opts`, writing the output (or `-D` dependencies) to `out`.
+/// Warnings (macLib, too many pattern values) go to `warn` as msi would print them.
+/// On error, what was produced before it has been written to `out`, as msi does.
+pub fn run<W: Write>(
+    opts: &Options,
+    out: W,
+    warn: &mut dyn FnMut(&str),
+) -> Result<(Outcome, W), (ExpandError, W)> {
+    driver::Run::new(opts, out, warn).run()
+}
+
+/// Expand a substitution file into `out` (written atomically: nothing changes on error), the
+/// way the start sequence runs msi: the given include path, no `-M`, no `-V`. Unexpanded
+/// macro names are returned in the outcome for the caller to log.
+pub fn expand_subst_file(
+    subst: &Path,
+    include_path: &[PathBuf],
+    out: &Path,
+) -> Result<Outcome, ExpandError> {
+    let opts = Options {
+        include_path: include_path.to_vec(),
+        subst: Some(subst.to_owned()),
+        ..Options::default()
+    };
+    let mut warn = |w: &str| tracing::debug!("{w}");
+    expand_to_file(&opts, out, &mut warn)
+}
+
+/// Run `opts` into the file `out` atomically: a temporary sibling renamed into place when the
+/// run succeeds (also when `-V` found undefined macros, as msi keeps the file then).
+pub fn expand_to_file(
+    opts: &Options,
+    out: &Path,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Outcome, ExpandError> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let create = |source| ExpandError::CreateOutput {
+        path: out.to_owned(),
+        source,
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".iocrun-expand-")
+        .tempfile_in(dir)
+        .map_err(create)?;
+    let writer = std::io::BufWriter::with_capacity(64 * 1024, tmp);
+    let (outcome, writer) = run(opts, writer, warn).map_err(|(e, _)| e)?;
+    let tmp = writer
+        .into_inner()
+        .map_err(|e| ExpandError::Write(e.into_error()))?;
+    tmp.persist(out).map_err(|e| create(e.error))?;
+    set_default_mode(out);
+    Ok(outcome)
+}
+
+/// tempfile makes 0600 files; give the output the mode `fopen` would under the umask.
+fn set_default_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(old);
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666 & !old.bits()));
+}
