@@ -48,3 +48,21 @@ fn conformance_vectors() {
     }
     eprintln!("msi vectors: {summary} (known: {})", KNOWN_FAILURES.len());
 }
+
+#[test]
+fn deviation_include_depth_is_capped() {
+    let env = util::TestEnv::new();
+    let t = env.write("self.template", "x\ninclude \"self.template\"\n");
+    let out = util::iocrun()
+        .arg("expand")
+        .arg("-I")
+        .arg(t.parent().expect("folder"))
+        .arg("self.template")
+        .output()
+        .expect("run iocrun expand");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nested deeper than 64"), "{stderr}");
+    // msi's partial output stays on stdout: one `x` per level before the cap
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n".repeat(64));
+}
