@@ -23,6 +23,10 @@ pub struct Cli {
 /// One variant per subcommand of the contract table.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Render st.cmd, ioc.subst and wait_list.yaml from ioc.yaml (ibek runtime generate2).
+    Generate(GenerateArgs),
+    /// Validate an instance without writing anything.
+    Check(CheckArgs),
     /// Wait for the hardware listed in wait_list.yaml (ibek ioc do-wait).
     Wait(WaitArgs),
     /// Copy protocol/db files from the config folder into the runtime folders.
@@ -116,4 +120,39 @@ pub struct ExpandArgs {
 pub struct AutosaveArgs {
     /// The substitution file (default `$RUNTIME_DIR/ioc.subst`).
     pub subst: Option<PathBuf>,
+}
+
+/// `iocrun generate [CONFIG_DIR] [-i FILE]... [--definitions FILE]... [-o OUT] [--opi DIR] [--no-pvi]`
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The instance folder (reads ioc.yaml and runtime.yaml from it).
+    pub config_dir: Option<PathBuf>,
+    /// Additional instance files, read before the folder's.
+    #[arg(short = 'i', long = "instance")]
+    pub instances: Vec<PathBuf>,
+    /// Support YAML files (default: $EPICS_ROOT/ibek-defs/** and CONFIG_DIR/**).
+    #[arg(long)]
+    pub definitions: Vec<PathBuf>,
+    /// Output folder (default $RUNTIME_DIR); replaced as a whole.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Folder for the PVI screens (default $EPICS_ROOT/opi).
+    #[arg(long)]
+    pub opi: Option<PathBuf>,
+    /// Skip pvi: no screens and no .pvi.template rows in ioc.subst.
+    #[arg(long)]
+    pub no_pvi: bool,
+}
+
+/// `iocrun check [CONFIG_DIR] [--definitions FILE]...`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The instance folder (default $CONFIG_DIR).
+    pub config_dir: Option<PathBuf>,
+    /// Support YAML files (default: $EPICS_ROOT/ibek-defs/** and CONFIG_DIR/**).
+    #[arg(long)]
+    pub definitions: Vec<PathBuf>,
+    /// Do not check the pvi sections (device files).
+    #[arg(long)]
+    pub no_pvi: bool,
 }

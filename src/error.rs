@@ -8,6 +8,12 @@ pub enum Error {
     /// A file operation outside any stage (atomic writes, copies).
     #[error(transparent)]
     Files(#[from] crate::files::FilesError),
+    /// Rendering an instance (generate, check, start).
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    /// Bad command-line use that clap cannot catch.
+    #[error("{0}")]
+    Usage(String),
     /// The hardware wait.
     #[error(transparent)]
     Wait(#[from] crate::wait::WaitError),
@@ -35,7 +41,7 @@ impl Error {
     /// Render/validation errors exit 1 like ibek; msi's codes are kept by the expand stage.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Files(_) => ExitCode::from(1),
+            Error::Files(_) | Error::Render(_) | Error::Usage(_) => ExitCode::from(1),
             // ibek's do-wait and place-files exit 1 on every failure
             // ibek's typer rejects a missing CONFIG_DIR as a usage error
             Error::Place(crate::place::PlaceError::NotAFolder { .. }) => ExitCode::from(2),

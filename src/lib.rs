@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod console;
 pub mod error;
 pub mod expand;
@@ -16,4 +17,5 @@ pub mod logging;
 pub mod paths;
 pub mod place;
 pub mod pvi;
+pub mod render;
 pub mod wait;

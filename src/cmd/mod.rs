@@ -2,7 +2,9 @@
 
 pub mod attach;
 mod autosave;
+pub mod check;
 mod expand;
+pub mod generate;
 mod place_files;
 mod pvi;
 pub mod wait;
@@ -16,6 +18,8 @@ use crate::paths::Paths;
 /// Run the command the user asked for.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
+        Command::Generate(args) => generate::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Wait(args) => wait::run(args),
         Command::PlaceFiles(args) => place_files::run(args),
         Command::Pvi(args) => pvi::run(args, &Paths::from_env()),

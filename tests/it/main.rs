@@ -7,6 +7,7 @@
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
 mod place_files; // iocrun place-files vs ibek runtime place-files
 mod pvi;
+mod render; // iocrun generate vs ibek runtime generate2: conformance cases, probes, sdist samples
 mod util;
 mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners
 

@@ -1,0 +1,595 @@
+//! Phase 1 (spec §3.3–§3.7): instance entities → entity objects with rendered fields, ids
+//! registered, enums fixed up per file, then sub-entities and `ibek.repeat` expanded.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use minijinja::value::{Value, ValueKind};
+
+use crate::config::{Definitions, EntityModel, Instance, ParamKind, RawEntity};
+
+use super::jinja::Engine;
+use super::objects::{Entity, PyList};
+use super::pyvalue::{from_yaml, py_str};
+use super::validate::{check_enabled, check_model_args, lax_bool, FieldError};
+use super::{EntityError, RenderError};
+
+pub const REPEAT: &str = "ibek.repeat";
+pub const WAIT_IP: &str = "ibek.wait_ip";
+pub const WAIT_USB: &str = "ibek.wait_usb";
+
+/// The Phase-1 state of one generate run: the id registry and shared define lists.
+pub struct Resolver<'a> {
+    pub engine: &'a Engine,
+    defs: &'a Definitions,
+    ids: IndexMap<String, Arc<Entity>>,
+    shared_lists: IndexMap<(String, String), Value>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(engine: &'a Engine, defs: &'a Definitions) -> Resolver<'a> {
+        Resolver {
+            engine,
+            defs,
+            ids: IndexMap::new(),
+            shared_lists: IndexMap::new(),
+        }
+    }
+
+    /// Validate one instance file's entities in order, then fix up their enums (§3.4).
+    pub fn load_file(
+        &mut self,
+        inst: &Instance,
+    ) -> Result<Vec<(Arc<Entity>, Origin)>, RenderError> {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for raw in &inst.entities {
+            let origin = Origin {
+                file: inst.path.clone(),
+                line: raw.line,
+                index: Some(raw.index),
+                parent: None,
+            };
+            match self.build_top(raw, &origin) {
+                Ok(e) => out.push((e, origin)),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RenderError::Entities(errors));
+        }
+        for (e, _) in &out {
+            fixup_enums(e);
+        }
+        Ok(out)
+    }
+
+    fn build_top(
+        &mut self,
+        raw: &RawEntity,
+        origin: &Origin,
+    ) -> Result<Arc<Entity>, Vec<EntityError>> {
+        let err = |type_name: &str, errs: Vec<FieldError>| -> Vec<EntityError> {
+            errs.into_iter()
+                .map(|f| entity_error(origin, type_name, f))
+                .collect()
+        };
+        let Some(map) = raw.mapping() else {
+            return Err(err(
+                "?",
+                vec![FieldError {
+                    arg: None,
+                    message:
+                        "Input should be a valid dictionary or instance of Entity [type=model_type]"
+                            .into(),
+                }],
+            ));
+        };
+        let args: IndexMap<String, Value> = map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| py_str(&from_yaml(k))),
+                    from_yaml(v),
+                )
+            })
+            .collect();
+        let Some(type_name) = raw.type_name() else {
+            return Err(err("?", vec![FieldError { arg: None, message: "Unable to extract tag using discriminator 'type' [type=union_tag_not_found]".into() }]));
+        };
+        self.build(type_name, &args, origin)
+            .map_err(|e| err(type_name, e))
+    }
+
+    /// Validate `args` as an entity of `type_name` and run Phase 1 on it.
+    fn build(
+        &mut self,
+        type_name: &str,
+        args: &IndexMap<String, Value>,
+        origin: &Origin,
+    ) -> Result<Arc<Entity>, Vec<FieldError>> {
+        match type_name {
+            REPEAT | WAIT_IP | WAIT_USB => builtin(type_name, args).map(Arc::new),
+            _ => match self.defs.get(type_name).cloned() {
+                Some(model) => self.build_model(&model, type_name, args, origin),
+                None => Err(vec![FieldError {
+                    arg: None,
+                    message: self.unknown_type(type_name),
+                }]),
+            },
+        }
+    }
+
+    fn unknown_type(&self, type_name: &str) -> String {
+        let tags: Vec<String> = self
+            .defs
+            .models
+            .keys()
+            .map(String::as_str)
+            .chain([REPEAT, WAIT_IP, WAIT_USB])
+            .map(|t| format!("'{t}'"))
+            .collect();
+        format!(
+            "Input tag '{type_name}' found using 'type' does not match any of the expected tags: {} [type=union_tag_invalid]",
+            tags.join(", ")
+        )
+    }
+
+    fn build_model(
+        &mut self,
+        model: &Arc<EntityModel>,
+        type_name: &str,
+        args: &IndexMap<String, Value>,
+        _origin: &Origin,
+    ) -> Result<Arc<Entity>, Vec<FieldError>> {
+        let fields = check_model_args(model, type_name, args)?;
+        let entity = Arc::new(Entity::new(Some(model.clone()), type_name, fields));
+        self.phase1(model, &entity).map_err(|message| {
+            vec![FieldError {
+                arg: None,
+                message: format!("Value error, {message}"),
+            }]
+        })?;
+        Ok(entity)
+    }
+
+    /// `Entity.add_ibek_attributes`: pre_defines, parameters (model order), post_defines,
+    /// then the `validate` assertions on enabled entities.
+    fn phase1(&mut self, model: &Arc<EntityModel>, entity: &Arc<Entity>) -> Result<(), String> {
+        for (name, define) in &model.pre_defines {
+            let value = self.define_value(model, name, &define.value);
+            self.process_field(entity, name, value, define.kind.as_deref().unwrap_or(""))?;
+        }
+        for (name, param) in &model.parameters {
+            let value = entity.get(name).unwrap_or_default();
+            self.process_field(entity, name, value, param.kind.as_str())?;
+        }
+        for (name, define) in &model.post_defines {
+            let value = self.define_value(model, name, &define.value);
+            self.process_field(entity, name, value, define.kind.as_deref().unwrap_or(""))?;
+        }
+        if entity.enabled() {
+            for v in &model.validations {
+                let text = format!(
+                    "{{% if {} %}}True{{% else %}}False{{% endif %}}",
+                    v.assertion
+                );
+                let result = self
+                    .engine
+                    .render(&entity.fields(), &text, "")
+                    .map_err(|e| {
+                        format!(
+                            "{type_name}: could not evaluate validation '{a}': {e}",
+                            type_name = entity.type_name,
+                            a = v.assertion
+                        )
+                    })?;
+                if py_str(&result) != "True" {
+                    let msg = self.engine.render(&entity.fields(), &v.message, "")?;
+                    return Err(format!(
+                        "{}: validation failed: {}",
+                        entity.type_name,
+                        py_str(&msg)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A define's value: a non-string value is the very object in the model, so a list is
+    /// one shared mutable list for every instance of the model (spec §1.4).
+    fn define_value(&mut self, model: &EntityModel, name: &str, raw: &serde_yaml::Value) -> Value {
+        if let serde_yaml::Value::Sequence(_) = raw {
+            let key = (model.full_name(), name.to_owned());
+            return self
+                .shared_lists
+                .entry(key)
+                .or_insert_with(|| {
+                    let items = from_yaml(raw)
+                        .try_iter()
+                        .map(|i| i.collect())
+                        .unwrap_or_default();
+                    Value::from_object(PyList::new(items))
+                })
+                .clone();
+        }
+        from_yaml(raw)
+    }
+
+    /// `Entity._process_field`: render strings, look up objects, register ids.
+    fn process_field(
+        &mut self,
+        entity: &Arc<Entity>,
+        name: &str,
+        value: Value,
+        typ: &str,
+    ) -> Result<(), String> {
+        let mut value = value;
+        if let Some(s) = value.as_str() {
+            value = self.engine.render(&entity.fields(), s, typ)?;
+        }
+        if typ == "object" {
+            if let Some(id) = value.as_str() {
+                value = match self.ids.get(id) {
+                    Some(e) => Value::from_dyn_object(e.clone()),
+                    None => return Err(format!("object {id} not found in {}", self.id_list())),
+                };
+            }
+        }
+        entity.set(name, value.clone());
+        if typ == "id" {
+            let key = py_str(&value);
+            if self.ids.contains_key(&key) {
+                return Err(format!("Duplicate id {key} in {}", self.id_list()));
+            }
+            self.ids.insert(key, entity.clone());
+        }
+        Ok(())
+    }
+
+    fn id_list(&self) -> String {
+        let ids: Vec<String> = self
+            .ids
+            .keys()
+            .map(|k| super::pyvalue::str_repr(k))
+            .collect();
+        format!("[{}]", ids.join(", "))
+    }
+
+    /// `resolve_sub_entities` (spec §3.6) over the whole top-level list.
+    pub fn expand(
+        &mut self,
+        top: Vec<(Arc<Entity>, Origin)>,
+    ) -> Result<Vec<Arc<Entity>>, RenderError> {
+        let mut out = Vec::new();
+        let items = top.into_iter().map(|(e, o)| (Item::Top(e), o)).collect();
+        self.resolve_list(items, &IndexMap::new(), &mut out)?;
+        Ok(out)
+    }
+
+    fn resolve_list(
+        &mut self,
+        items: Vec<(Item, Origin)>,
+        ctx: &IndexMap<String, Value>,
+        out: &mut Vec<Arc<Entity>>,
+    ) -> Result<(), RenderError> {
+        let mut ctx = ctx.clone();
+        for (item, origin) in items {
+            let entity = match item {
+                Item::Top(e) if e.type_name == REPEAT => {
+                    self.make_entity(e.model_dump(), &ctx, &origin)?
+                }
+                Item::Top(e) => e,
+                Item::Dict(d) => self.make_entity(d, &ctx, &origin)?,
+            };
+            ctx.extend(entity.model_dump());
+            if entity.type_name == REPEAT {
+                self.resolve_repeat(&entity, &mut ctx, out, &origin)?;
+                continue;
+            }
+            out.push(entity.clone());
+            if let Some(model) = entity.model.clone() {
+                for sub in &model.sub_entities {
+                    let mut d: IndexMap<String, Value> = IndexMap::new();
+                    // SubEntity.model_dump(): type, entity_enabled, then the extra keys
+                    d.insert(
+                        "type".into(),
+                        sub.get("type").map(from_yaml).unwrap_or_default(),
+                    );
+                    d.insert(
+                        "entity_enabled".into(),
+                        sub.get("entity_enabled")
+                            .map(from_yaml)
+                            .unwrap_or(Value::from(true)),
+                    );
+                    for (k, v) in sub {
+                        let k = k.as_str().unwrap_or_default();
+                        if k != "type" && k != "entity_enabled" {
+                            d.insert(k.to_owned(), from_yaml(v));
+                        }
+                    }
+                    let o = Origin {
+                        parent: Some(format!("sub_entities of {}", entity.type_name)),
+                        ..origin.clone()
+                    };
+                    self.resolve_list(vec![(Item::Dict(d), o)], &ctx, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_repeat(
+        &mut self,
+        repeat: &Arc<Entity>,
+        ctx: &mut IndexMap<String, Value>,
+        out: &mut Vec<Arc<Entity>>,
+        origin: &Origin,
+    ) -> Result<(), RenderError> {
+        let values = repeat.get("values").unwrap_or_default();
+        let variable = repeat
+            .get("variable")
+            .map(|v| py_str(&v))
+            .unwrap_or_else(|| "index".into());
+        let template = repeat.get("entity").unwrap_or_default();
+        let items: Vec<Value> = match values.as_str() {
+            Some(s) => s.chars().map(|c| Value::from(c.to_string())).collect(),
+            None => values.try_iter().map(|i| i.collect()).unwrap_or_default(),
+        };
+        for (i, v) in items.into_iter().enumerate() {
+            ctx.insert(variable.clone(), v);
+            ctx.insert(format!("{variable}_num"), Value::from(i));
+            let d = value_to_map(&template);
+            self.resolve_list(vec![(Item::Dict(d), origin.clone())], &ctx.clone(), out)?;
+        }
+        Ok(())
+    }
+
+    /// `EntityFactory._make_entity`: render each top-level value with the context (typ "",
+    /// lists element-wise), then validate as the named type (Phase 1 runs again).
+    fn make_entity(
+        &mut self,
+        params: IndexMap<String, Value>,
+        ctx: &IndexMap<String, Value>,
+        origin: &Origin,
+    ) -> Result<Arc<Entity>, RenderError> {
+        let mut rendered = IndexMap::new();
+        let type_hint = params.get("type").map(py_str).unwrap_or_default();
+        for (k, v) in params {
+            let v = self
+                .render_arg(ctx, v)
+                .map_err(|message| sub_error(origin, &type_hint, Some(k.clone()), message))?;
+            rendered.insert(k, v);
+        }
+        let type_name = match rendered.get("type") {
+            Some(t) if t.kind() == ValueKind::String => py_str(t),
+            _ => {
+                return Err(sub_error(
+                    origin,
+                    &type_hint,
+                    None,
+                    "type: Field required [type=missing]".into(),
+                ))
+            }
+        };
+        if type_name != REPEAT
+            && type_name != WAIT_IP
+            && type_name != WAIT_USB
+            && self.defs.get(&type_name).is_none()
+        {
+            // ibek: a KeyError, not a validation error
+            return Err(sub_error(
+                origin,
+                &type_name,
+                None,
+                format!("unknown entity type '{type_name}' (KeyError)"),
+            ));
+        }
+        self.build(&type_name, &rendered, origin).map_err(|errs| {
+            let class = type_name.replace('.', "_");
+            let n = errs.len();
+            let detail: Vec<String> = errs
+                .into_iter()
+                .map(|f| match f.arg {
+                    Some(a) => format!("{a}: {}", f.message),
+                    None => f.message,
+                })
+                .collect();
+            sub_error(
+                origin,
+                &type_name,
+                None,
+                format!(
+                    "{n} validation error{} for {class}: {}",
+                    if n == 1 { "" } else { "s" },
+                    detail.join("; ")
+                ),
+            )
+        })
+    }
+
+    fn render_arg(&self, ctx: &IndexMap<String, Value>, v: Value) -> Result<Value, String> {
+        if let Some(s) = v.as_str() {
+            return self.engine.render(ctx, s, "");
+        }
+        if v.kind() == ValueKind::Seq && v.downcast_object_ref::<PyList>().is_none() {
+            let items: Vec<Value> = v
+                .try_iter()
+                .map_err(|e| e.to_string())?
+                .map(|i| self.render_arg(ctx, i))
+                .collect::<Result<_, _>>()?;
+            return Ok(Value::from(items));
+        }
+        Ok(v)
+    }
+}
+
+/// Where a top-level entity came from, carried into its expansions' errors.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub file: std::path::PathBuf,
+    pub line: Option<usize>,
+    pub index: Option<usize>,
+    pub parent: Option<String>,
+}
+
+enum Item {
+    Top(Arc<Entity>),
+    Dict(IndexMap<String, Value>),
+}
+
+fn value_to_map(v: &Value) -> IndexMap<String, Value> {
+    let mut out = IndexMap::new();
+    if v.kind() == ValueKind::Map {
+        if let Ok(keys) = v.try_iter() {
+            for k in keys {
+                let val = v.get_item(&k).unwrap_or_default();
+                out.insert(py_str(&k), val);
+            }
+        }
+    }
+    out
+}
+
+fn entity_error(origin: &Origin, type_name: &str, f: FieldError) -> EntityError {
+    EntityError {
+        file: origin.file.to_owned(),
+        line: origin.line,
+        index: origin.index,
+        type_name: type_name.to_owned(),
+        arg: f.arg,
+        context: origin.parent.clone(),
+        message: f.message,
+    }
+}
+
+fn sub_error(
+    origin: &Origin,
+    type_name: &str,
+    arg: Option<String>,
+    message: String,
+) -> RenderError {
+    RenderError::Entities(vec![EntityError {
+        file: origin.file.clone(),
+        line: origin.line,
+        index: origin.index,
+        type_name: type_name.to_owned(),
+        arg,
+        context: origin.parent.clone(),
+        message,
+    }])
+}
+
+/// The built-in entity types (spec §3.7): validated, never rendered at the top level.
+fn builtin(type_name: &str, args: &IndexMap<String, Value>) -> Result<Entity, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut fields = IndexMap::new();
+    fields.insert("type".to_owned(), Value::from(type_name));
+    match check_enabled(args) {
+        Ok(v) => {
+            fields.insert("entity_enabled".to_owned(), v);
+        }
+        Err(e) => errors.push(e),
+    }
+    let spec: &[(&str, Option<Value>, &str)] = match type_name {
+        REPEAT => &[
+            ("values", None, "values"),
+            ("variable", Some(Value::from("index")), "str"),
+            ("entity", None, "dict"),
+        ],
+        WAIT_IP => &[
+            ("device", Some(Value::from("DEVICE")), "str"),
+            ("timeout", Some(Value::from(0)), "int"),
+            ("address", None, "str"),
+        ],
+        _ => &[
+            ("device", Some(Value::from("DEVICE")), "str"),
+            ("timeout", Some(Value::from(0)), "int"),
+            ("id", None, "str"),
+        ],
+    };
+    for (name, default, kind) in spec {
+        let v = match (args.get(*name), default) {
+            (Some(v), _) => v.clone(),
+            (None, Some(d)) => {
+                fields.insert((*name).to_owned(), d.clone());
+                continue;
+            }
+            (None, None) => {
+                errors.push(FieldError {
+                    arg: Some((*name).into()),
+                    message: "Field required [type=missing]".into(),
+                });
+                continue;
+            }
+        };
+        let ok = match *kind {
+            "values" => matches!(v.kind(), ValueKind::Seq | ValueKind::String),
+            "str" => v.kind() == ValueKind::String,
+            "dict" => v.kind() == ValueKind::Map,
+            _ => v.is_integer() || v.as_str().is_some_and(|s| s.trim().parse::<i64>().is_ok()),
+        };
+        if !ok {
+            errors.push(FieldError {
+                arg: Some((*name).into()),
+                message: format!(
+                    "Input should be a valid {kind} [input_value={}]",
+                    super::pyvalue::py_repr(&v)
+                ),
+            });
+            continue;
+        }
+        let v = if *kind == "int" {
+            v.as_str()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .map(Value::from)
+                .unwrap_or(v)
+        } else {
+            v
+        };
+        fields.insert((*name).to_owned(), v);
+    }
+    for key in args.keys() {
+        if key != "type" && key != "entity_enabled" && !spec.iter().any(|(n, _, _)| n == key) {
+            errors.push(FieldError {
+                arg: Some(key.clone()),
+                message: "Extra inputs are not permitted [type=extra_forbidden]".into(),
+            });
+        }
+    }
+    let _ = lax_bool;
+    if errors.is_empty() {
+        Ok(Entity::new(None, type_name, fields))
+    } else {
+        Err(errors)
+    }
+}
+
+/// `IocFactory.fixup_enums`: a top-level entity's enum key becomes its value when the value
+/// is not null (spec §3.4).
+fn fixup_enums(entity: &Arc<Entity>) {
+    let Some(model) = entity.model.clone() else {
+        return;
+    };
+    for (name, value) in entity.model_dump() {
+        let Some(param) = model.parameters.get(&name) else {
+            continue;
+        };
+        if param.kind != ParamKind::Enum {
+            continue;
+        }
+        let Some(values) = &param.values else {
+            continue;
+        };
+        let found = values
+            .iter()
+            .find(|(k, _)| from_yaml(k) == value)
+            .map(|(_, v)| v);
+        if let Some(v) = found.filter(|v| !v.is_null()) {
+            entity.set(&name, from_yaml(v));
+        }
+    }
+}
