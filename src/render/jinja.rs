@@ -219,12 +219,7 @@ pub fn rewrite_operators(src: &str) -> String {
         return s;
     }
     for _ in 0..10_000 {
-        let Ok(ast) = machinery::parse(
-            &s,
-            "t",
-            SyntaxConfig,
-            WhitespaceConfig::default(),
-        ) else {
+        let Ok(ast) = machinery::parse(&s, "t", SyntaxConfig, WhitespaceConfig::default()) else {
             return s;
         };
         let Ok(json) = serde_json::to_value(&ast) else {
