@@ -9,6 +9,7 @@
 //! stdio-socket). Lifecycle lines (`@@@ … console client N attached`) go into the stream.
 
 use std::future::Future;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -316,30 +317,36 @@ impl StdinClient {
 
 /// Listen on `path` with permission bits `mode`, never briefly wider.
 ///
-/// The socket is bound inside a fresh 0700 folder beside `path`, given its mode, then renamed
-/// into place: no client can connect before the mode is right, whatever the umask.
+/// bind, chmod, then listen: until `listen` no client can connect, so the mode is right
+/// before anyone can use the socket, whatever the umask.
 fn bind(path: &Path, mode: u32) -> Result<UnixListener, ConsoleError> {
+    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
     let err = |source| ConsoleError::Bind {
         path: path.to_owned(),
         source,
     };
+    let nix_err = |e: nix::Error| err(std::io::Error::from(e));
     check_stale(path)?;
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(err)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".iocrun-console")
-        .tempdir_in(parent)
-        .map_err(err)?;
-    let tmp = staging.path().join("s");
-    let listener = std::os::unix::net::UnixListener::bind(&tmp).map_err(err)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
-    listener.set_nonblocking(true).map_err(err)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(nix_err)?;
+    socket::bind(fd.as_raw_fd(), &UnixAddr::new(path).map_err(nix_err)?).map_err(nix_err)?;
+    let listening = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(err)
+        .and_then(|()| socket::listen(&fd, Backlog::new(128).map_err(nix_err)?).map_err(nix_err));
+    if let Err(e) = listening {
+        remove_socket(Some(path));
+        return Err(e);
+    }
     tracing::debug!("console listening on {path:?} (mode {mode:o})");
-    UnixListener::from_std(listener).map_err(err)
+    UnixListener::from_std(std::os::unix::net::UnixListener::from(fd)).map_err(err)
 }
 
 /// Refuse a live socket or a non-socket at `path`; remove a stale socket left by a crash.

@@ -648,3 +648,40 @@ async fn console_log_file_has_timestamped_lines() {
         assert!(line.ends_with(body), "{line:?}");
     }
 }
+
+/// T9: clients connecting and leaving in a loop (some abruptly, mid-output) leave no socket
+/// behind and do not disturb a client that stays. Server-side sockets are counted in
+/// /proc/net/unix, where accepted connections carry the listening path.
+#[tokio::test]
+async fn many_clients_come_and_go_without_leaking() {
+    let srv = Server::start(64 * 1024, 1 << 20);
+    let mut stays = srv.connect(&srv.socket()).await;
+    srv.wait_clients(1).await;
+    let path = srv.socket().display().to_string();
+    let server_sockets = || {
+        let table = std::fs::read_to_string("/proc/net/unix").expect("/proc/net/unix");
+        table.lines().filter(|l| l.ends_with(&path)).count()
+    };
+    assert_eq!(server_sockets(), 2, "the listener and one connection");
+    for round in 0..50 {
+        let mut c = srv.connect(&srv.socket()).await;
+        srv.hub.publish(format!("round {round}\r\n").as_bytes());
+        if round % 2 == 0 {
+            c.read_until(format!("round {round}\r\n").as_bytes()).await;
+        }
+        drop(c);
+    }
+    srv.wait_clients(1).await;
+    srv.hub.publish(b"still here\r\n");
+    stays.read_until(b"still here\r\n").await;
+    let deadline = Instant::now() + PATIENCE;
+    while server_sockets() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "{} server sockets",
+            server_sockets()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    srv.shutdown().await;
+}
