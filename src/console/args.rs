@@ -67,6 +67,10 @@ pub struct ConsoleArgs {
     )]
     pub console_ignore: KeySeq,
 
+    /// Hold back a typed `exit` (which stops softIoc) until it is typed again within 10 s.
+    #[arg(long, env = "IOCRUN_CONSOLE_CONFIRM_EXIT")]
+    pub console_confirm_exit: bool,
+
     /// Forward iocrun's own stdin to the IOC (`auto`; raw mode when it is a terminal) or not.
     #[arg(
         long,
@@ -110,6 +114,7 @@ impl ConsoleArgs {
             ro_socket_mode: self.console_ro_socket_mode,
             ignore: self.console_ignore.0.clone(),
             stdin: self.console_stdin == StdinMode::Auto,
+            confirm_exit: self.console_confirm_exit,
         }
     }
 }

@@ -77,6 +77,7 @@ struct Inner {
     state: Mutex<State>,
     client_buffer: usize,
     bytes_in: AtomicU64,
+    log_reopen: Option<Arc<AtomicBool>>,
 }
 
 struct State {
@@ -130,6 +131,7 @@ impl Hub {
     /// the console log must not stop the IOC.
     pub fn new(cfg: HubConfig) -> Hub {
         let mut sinks = Vec::new();
+        let mut log_reopen = None;
         if cfg.mirror_stdout {
             sinks.push(Sink::spawn(
                 "console-stdout",
@@ -140,7 +142,10 @@ impl Hub {
         if let Some(log) = cfg.log {
             let path = log.path.clone();
             match logfile::LogWriter::open(log) {
-                Ok(w) => sinks.push(Sink::spawn("console-log", cfg.stdout_buffer, w)),
+                Ok(w) => {
+                    log_reopen = Some(w.reopen_flag());
+                    sinks.push(Sink::spawn("console-log", cfg.stdout_buffer, w));
+                }
                 Err(err) => tracing::error!("cannot open console log {path:?}: {err}"),
             }
         }
@@ -158,6 +163,7 @@ impl Hub {
                 state: Mutex::new(state),
                 client_buffer: cfg.client_buffer,
                 bytes_in: AtomicU64::new(0),
+                log_reopen,
             }),
         }
     }
@@ -180,6 +186,13 @@ impl Hub {
             st.deliver(line.as_bytes(), self.inner.client_buffer)
         };
         self.announce_drops(dropped);
+    }
+
+    /// Reopen the console log file before its next write (for SIGHUP after logrotate's `mv`).
+    pub fn reopen_log(&self) {
+        if let Some(flag) = &self.inner.log_reopen {
+            flag.store(true, Ordering::Release);
+        }
     }
 
     /// Current counters.

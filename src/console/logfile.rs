@@ -8,6 +8,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where the console log goes and when it rotates.
@@ -27,6 +29,7 @@ pub(crate) struct LogWriter {
     file: File,
     size: u64,
     at_line_start: bool,
+    reopen: Arc<AtomicBool>,
 }
 
 impl LogWriter {
@@ -39,11 +42,22 @@ impl LogWriter {
             file,
             size,
             at_line_start: true,
+            reopen: Arc::default(),
         })
+    }
+
+    /// A flag that makes the writer reopen its file before the next write (after an external
+    /// `mv`, as logrotate does; procServ reopens on SIGHUP).
+    pub(crate) fn reopen_flag(&self) -> Arc<AtomicBool> {
+        self.reopen.clone()
     }
 
     /// Write console bytes, stamping each line start; rotate between lines when too big.
     pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.reopen.swap(false, Ordering::AcqRel) {
+            self.file = open_append(&self.cfg.path)?;
+            self.size = self.file.metadata()?.len();
+        }
         let stamped = stamp_lines(bytes, &mut self.at_line_start, SystemTime::now());
         self.file.write_all(&stamped)?;
         self.size += stamped.len() as u64;
@@ -159,6 +173,26 @@ mod tests {
         let text = String::from_utf8([a, b].concat()).expect("utf8");
         let s = "[1970-01-01 00:00:00.005] ";
         assert_eq!(text, format!("{s}one\r\n{s}two\r\n{s}epics> "));
+    }
+
+    #[test]
+    fn reopens_after_an_external_move() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("console.log");
+        let moved = dir.path().join("console.log.old");
+        let cfg = LogConfig {
+            path: path.clone(),
+            max_bytes: 0,
+            keep: 0,
+        };
+        let mut w = LogWriter::open(cfg).expect("open");
+        w.write(b"before\n").expect("write");
+        std::fs::rename(&path, &moved).expect("mv");
+        w.reopen_flag().store(true, Ordering::Release);
+        w.write(b"after\n").expect("write");
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("read");
+        assert!(read(&moved).contains("before") && !read(&moved).contains("after"));
+        assert!(read(&path).contains("after"));
     }
 
     #[test]

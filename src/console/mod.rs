@@ -27,6 +27,7 @@
 
 mod args;
 mod attach;
+mod guard;
 mod history;
 mod hub;
 mod keys;

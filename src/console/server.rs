@@ -22,6 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::guard::{ExitGuard, CONFIRM_WINDOW};
 use super::hub::{Attached, Hub};
 use super::proto::{Decoder, Event};
 use super::term::{self, RawMode, StdinReader};
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     pub ignore: Vec<u8>,
     /// Treat iocrun's own stdin as a client (raw mode when it is a terminal).
     pub stdin: bool,
+    /// Hold back a typed `exit` until it is typed again (see `guard`).
+    pub confirm_exit: bool,
 }
 
 /// Serve console clients until `shutdown` completes, then hang up on every client, remove the
@@ -77,13 +80,14 @@ where
     };
     let ignore: Arc<[u8]> = Arc::from(cfg.ignore.as_slice());
     let stdin = match cfg.stdin {
-        true => StdinClient::start(&hub, &input_tx, &ignore)?,
+        true => StdinClient::start(&hub, &input_tx, &ignore, cfg.confirm_exit)?,
         false => None,
     };
     let ctx = ClientCtx {
         hub: hub.clone(),
         input_tx,
         ignore,
+        confirm_exit: cfg.confirm_exit,
     };
     let stdin_tty = stdin.as_ref().is_some_and(|s| s.tty);
     accept_loop(&ctx, rw.as_ref(), ro.as_ref(), stdin_tty, shutdown).await;
@@ -99,6 +103,7 @@ struct ClientCtx {
     hub: Hub,
     input_tx: mpsc::Sender<ConsoleInput>,
     ignore: Arc<[u8]>,
+    confirm_exit: bool,
 }
 
 async fn accept_loop<F: Future<Output = ()>>(
@@ -228,6 +233,7 @@ async fn read_input(
     mut read_only: bool,
 ) -> Result<(), String> {
     let mut dec = Decoder::default();
+    let mut filter = InputFilter::new(&ctx.ignore, ctx.confirm_exit);
     let mut buf = vec![0u8; 4096];
     let mut events = Vec::new();
     loop {
@@ -244,7 +250,7 @@ async fn read_input(
             match ev {
                 Event::Hello { read_only: ro } => read_only |= ro,
                 _ if read_only => {}
-                Event::Input(bytes) => forward(ctx, bytes).await,
+                Event::Input(bytes) => forward(ctx, filter.apply(&ctx.hub, bytes)).await,
                 Event::Resize { rows, cols } if rows > 0 && cols > 0 => {
                     let _ = ctx.input_tx.send(ConsoleInput::Resize { rows, cols }).await;
                 }
@@ -263,14 +269,44 @@ fn hung_up(e: std::io::Error) -> Result<(), String> {
     }
 }
 
-async fn forward(ctx: &ClientCtx, mut bytes: Vec<u8>) {
-    bytes.retain(|b| !ctx.ignore.contains(b));
+async fn forward(ctx: &ClientCtx, bytes: Vec<u8>) {
     if bytes.is_empty() {
         return;
     }
     ctx.hub.count_input(bytes.len());
     // a closed channel means the supervisor is shutting down; input has nowhere to go
     let _ = ctx.input_tx.send(ConsoleInput::Bytes(bytes)).await;
+}
+
+/// One client's input policy: ignored keys (procServ `-i`), then the `exit` guard.
+struct InputFilter {
+    ignore: Arc<[u8]>,
+    guard: Option<ExitGuard>,
+}
+
+impl InputFilter {
+    fn new(ignore: &Arc<[u8]>, confirm_exit: bool) -> InputFilter {
+        InputFilter {
+            ignore: ignore.clone(),
+            guard: confirm_exit.then(ExitGuard::default),
+        }
+    }
+
+    /// What of `bytes` may reach the IOC; announces a held-back `exit` on the console.
+    fn apply(&mut self, hub: &Hub, mut bytes: Vec<u8>) -> Vec<u8> {
+        bytes.retain(|b| !self.ignore.contains(b));
+        let Some(guard) = self.guard.as_mut() else {
+            return bytes;
+        };
+        let (kept, held) = guard.filter(&bytes, std::time::Instant::now());
+        if held {
+            let secs = CONFIRM_WINDOW.as_secs();
+            hub.notice(&format!(
+                "'exit' would stop the IOC; type it again within {secs} s to confirm"
+            ));
+        }
+        kept
+    }
 }
 
 /// iocrun's own stdin as a console client.
@@ -286,20 +322,18 @@ impl StdinClient {
         hub: &Hub,
         input_tx: &mpsc::Sender<ConsoleInput>,
         ignore: &Arc<[u8]>,
+        confirm_exit: bool,
     ) -> Result<Option<StdinClient>, ConsoleError> {
         let tty = term::stdin_is_tty();
         let raw = RawMode::enter().map_err(|source| ConsoleError::RawMode { source })?;
         if let Some((rows, cols)) = term::window_size().filter(|_| tty) {
             let _ = input_tx.try_send(ConsoleInput::Resize { rows, cols });
         }
-        let (tx, hub, ignore) = (input_tx.clone(), hub.clone(), ignore.clone());
+        let (tx, hub) = (input_tx.clone(), hub.clone());
+        let mut filter = InputFilter::new(ignore, confirm_exit);
         let reader = StdinReader::spawn(move |input| {
             let Some(bytes) = input else { return false };
-            let bytes: Vec<u8> = bytes
-                .iter()
-                .copied()
-                .filter(|b| !ignore.contains(b))
-                .collect();
+            let bytes = filter.apply(&hub, bytes.to_vec());
             if bytes.is_empty() {
                 return true;
             }

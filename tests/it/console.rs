@@ -50,6 +50,7 @@ impl Server {
             ro_socket_mode: 0o600,
             ignore: Vec::new(),
             stdin: false,
+            confirm_exit: false,
         };
         tweak(&mut cfg);
         let (tx, input) = mpsc::channel(64);
@@ -415,6 +416,7 @@ async fn stale_socket_is_replaced_live_socket_refused_and_removed_on_shutdown() 
         ro_socket_mode: 0o600,
         ignore: Vec::new(),
         stdin: false,
+        confirm_exit: false,
     };
     let (tx, _rx) = mpsc::channel(1);
     let second = console::serve(cfg, hub, tx, std::future::pending()).await;
@@ -683,5 +685,22 @@ async fn many_clients_come_and_go_without_leaking() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn confirm_exit_holds_back_the_first_exit() {
+    let mut srv = Server::start_with(4096, 1 << 20, |c| c.confirm_exit = true);
+    let mut a = srv.connect(&srv.socket()).await;
+    a.send(b"exit\r").await;
+    assert_eq!(
+        srv.input_until(b"\x15").await,
+        b"exit\x15",
+        "Enter replaced by Ctrl-U"
+    );
+    a.read_until(b"'exit' would stop the IOC; type it again")
+        .await;
+    a.send(b"exit\r").await;
+    assert_eq!(srv.input_until(b"\r").await, b"exit\r", "confirmed");
     srv.shutdown().await;
 }
