@@ -135,15 +135,18 @@ impl Engine {
         let out = tmpl
             .render(Value::from_iter(map))
             .map_err(|e| describe(&e))?;
-        let typ = if typ.is_empty() {
-            filter_regex(text).unwrap_or("")
-        } else {
-            typ
-        };
         if COERCE_TYPES.contains(&typ) {
-            coerce(&out, typ)
-        } else {
-            Ok(Value::from(out))
+            return coerce(&out, typ);
+        }
+        if !typ.is_empty() {
+            return Ok(Value::from(out));
+        }
+        // typ "": the first `| name }}` in the text decides (spec §3.2). When the whole
+        // rendered text is not a Python literal (`epicsEnvSet E1 {{ x | int }}`), ibek crashes;
+        // iocrun keeps the text, the evidently intended output (docs/compat.md).
+        match filter_regex(text) {
+            Some(t) if COERCE_TYPES.contains(&t) => Ok(coerce(&out, t).unwrap_or(Value::from(out))),
+            _ => Ok(Value::from(out)),
         }
     }
 
@@ -583,7 +586,10 @@ mod tests {
         assert_eq!(v.kind(), ValueKind::Seq);
         let v = e.render(&ctx, "{{ 'a' | upper }}", "").unwrap();
         assert_eq!(py_str(&v), "A");
-        assert!(e.render(&ctx, "epicsEnvSet A {{ 1 | int }}", "").is_err());
+        // deviation: ibek crashes here; the text is kept
+        let v = e.render(&ctx, "epicsEnvSet A {{ 1 | int }}", "").unwrap();
+        assert_eq!(py_str(&v), "epicsEnvSet A 1");
+        assert!(e.render(&ctx, "{{ 'true' }}", "bool").is_err());
         assert_eq!(filter_regex("{{ a | int }}-{{ b | float }}"), Some("int"));
         assert_eq!(filter_regex("{{ a }}"), None);
     }
