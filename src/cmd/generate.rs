@@ -1,5 +1,11 @@
 //! `iocrun generate` = `ibek runtime generate2` (spec `render-ibek.md` §6.1): find the
-//! instance and definition files, render, then publish the outputs all at once.
+//! instance and definition files, render, make the PVI screens and templates, then publish the
+//! outputs all at once.
+//!
+//! Screens are not worth an outage (issue 5): when only the screens fail, st.cmd and ioc.subst
+//! are still written, the failure is logged as a warning and reported in [`Generated`] and in
+//! a `pvi_failed` file in the output folder. A `.pvi.template` that cannot be made is fatal,
+//! because ioc.subst names it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,13 +15,31 @@ use crate::config::default_definition_files;
 use crate::error::Error;
 use crate::files::{self, Staged};
 use crate::paths::Paths;
+use crate::pvi;
 use crate::render::{self, Inputs, Outputs};
+
+/// The name of the file in the output folder that says the screens failed (and why).
+pub const PVI_FAILED_FILE: &str = "pvi_failed";
+
+/// What a successful generate did.
+#[derive(Debug, Default)]
+pub struct Generated {
+    /// Why (some of) the PVI screens are missing; `None` when they were all published or
+    /// `--no-pvi` was given. The start sequence and metrics read this.
+    pub pvi_failed: Option<String>,
+}
 
 /// Run the subcommand.
 pub fn run(args: &GenerateArgs) -> Result<ExitCode, Error> {
-    let paths = Paths::from_env();
+    generate(args, &Paths::from_env())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Render, make the PVI files, and publish: the OPI folder first (best effort), then the
+/// output folder with st.cmd, ioc.subst, wait_list.yaml and the `.pvi.template`s.
+pub fn generate(args: &GenerateArgs, paths: &Paths) -> Result<Generated, Error> {
     let inputs = inputs(
-        &paths,
+        paths,
         args.config_dir.as_deref(),
         &args.instances,
         &args.definitions,
@@ -26,9 +50,65 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode, Error> {
         .output
         .clone()
         .unwrap_or_else(|| paths.runtime_dir.clone());
-    write(&output, &out)?;
+    let mut generated = Generated::default();
+    let mut templates = Vec::new();
+    if inputs.pvi {
+        let made = make_pvi(&inputs, &out)?;
+        let opi = args.opi.clone().unwrap_or_else(|| paths.opi_dir());
+        generated.pvi_failed = publish_screens(&opi, &made);
+        templates = made.templates;
+    }
+    write(&output, &out, &templates, generated.pvi_failed.as_deref())?;
     tracing::info!("wrote {}", output.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(generated)
+}
+
+/// pvi for every entity with a `pvi:` section; parents are searched in the instance config
+/// folder, then `pvi-defs` (ibek's search path).
+fn make_pvi(inputs: &Inputs, out: &Outputs) -> Result<pvi::IocPvi, Error> {
+    let entities: Vec<pvi::EntityPvi> = out
+        .pvi
+        .iter()
+        .map(|e| pvi::EntityPvi {
+            entity: e.index,
+            device_file: e.device_file.clone(),
+            ui_index: e.ui_index,
+            ui_macros: e.macros.clone().unwrap_or_default(),
+            pv: e.pv,
+            pv_prefix: e.pv_prefix.clone(),
+        })
+        .collect();
+    let search = [inputs.pvi_override_dir.clone(), inputs.pvi_defs.clone()];
+    Ok(pvi::generate(&out.index_title, &entities, &search)?)
+}
+
+/// Replace the OPI folder's contents with the screens, atomically (a Phoebus client never reads
+/// half a file). Returns why screens are missing, after logging it as a warning.
+fn publish_screens(opi: &Path, made: &pvi::IocPvi) -> Option<String> {
+    let mut problems: Vec<String> = made
+        .screen_errors
+        .iter()
+        .map(|e| crate::error::chain(e))
+        .collect();
+    let mut staged = Staged::new();
+    for (name, text) in &made.screens {
+        staged.add(name, text.as_bytes());
+    }
+    if let Err(e) = files::refill_dir(opi, &staged) {
+        problems.push(crate::error::chain(&e));
+    }
+    if problems.is_empty() {
+        tracing::info!(
+            "pvi: published {} screens to {}",
+            made.screens.len(),
+            opi.display()
+        );
+        return None;
+    }
+    for p in &problems {
+        tracing::warn!("pvi screens incomplete (the IOC still starts): {p}");
+    }
+    Some(problems.join("\n"))
 }
 
 /// The render inputs `generate2` would use: instance files are the `-i` files, then
@@ -81,13 +161,25 @@ pub fn inputs(
 }
 
 /// Replace the output folder with exactly the rendered files, as ibek's rmtree + write does,
-/// but all-or-nothing: the previous outputs stay intact if anything fails.
-pub fn write(output: &Path, out: &Outputs) -> Result<(), Error> {
+/// but all-or-nothing: the previous outputs stay intact if anything fails. The `.pvi.template`s
+/// go here too, next to the ioc.subst that names them (ibek: always `$EPICS_ROOT/runtime`).
+pub fn write(
+    output: &Path,
+    out: &Outputs,
+    templates: &[(String, String)],
+    pvi_failed: Option<&str>,
+) -> Result<(), Error> {
     let mut staged = Staged::new();
     staged.add("st.cmd", out.st_cmd.as_bytes());
     staged.add("ioc.subst", out.ioc_subst.as_bytes());
     if let Some(w) = &out.wait_list {
         staged.add("wait_list.yaml", w.as_bytes());
+    }
+    for (name, text) in templates {
+        staged.add(name, text.as_bytes());
+    }
+    if let Some(why) = pvi_failed {
+        staged.add(PVI_FAILED_FILE, format!("{why}\n"));
     }
     files::refill_dir(output, &staged)?;
     Ok(())

@@ -83,7 +83,9 @@ pub fn resolve(
             })
             .unwrap_or_default();
         let first = !formatted.contains(&device_name);
-        if (p.pv || first || p.ui_index) && !device_file.is_file() {
+        // only a template ioc.subst names is fatal; a missing screen-only device is the pvi
+        // stage's warning (docs/compat.md; ibek fails on either)
+        if p.pv && !device_file.is_file() {
             return Err(RenderError::PviMissing {
                 index,
                 type_name: e.type_name.clone(),

@@ -1,6 +1,6 @@
 //! `iocrun pvi`: the 53 ibek-support device files render to well-formed Phoebus displays
 //! (stage 1), byte-identical to pvi 0.14.4's goldens (stage 2), bad device files give clear
-//! errors, and the documented write-button fix (docs/compat.md).
+//! errors, the documented deviations (docs/compat.md), and how `iocrun generate` publishes them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -246,4 +246,88 @@ fn bad_device_files_name_file_and_key() {
     let bad_name = "label: B\nchildren:\n  - type: Group\n    name: G\n    layout: {type: Grid}\n    children:\n      - {type: SignalR, name: lower, read_pv: X}\n";
     let err = bad_device(&env, bad_name);
     assert!(err.contains("children[0].children[0].name"), "{err}");
+}
+
+/// An `iocrun generate` command for a shared ibek conformance case, in `env` laid out as the
+/// case's compare.sh does (pvi-defs linked in, outputs into `env`'s runtime folder).
+fn generate_cmd(env: &TestEnv, name: &str) -> Option<Command> {
+    let case = util::shared_dir()?
+        .join("conformance/ibek/cases")
+        .join(name);
+    let link = env.root().join("pvi-defs");
+    if !link.exists() {
+        std::os::unix::fs::symlink(case.join("input/pvi-defs"), link).expect("link pvi-defs");
+    }
+    let mut cmd = env.iocrun();
+    cmd.arg("generate").arg(case.join("input/config"));
+    for line in std::fs::read_to_string(case.join("defs.txt"))
+        .expect("defs")
+        .lines()
+    {
+        if !line.trim().is_empty() {
+            cmd.arg("--definitions")
+                .arg(case.join("input").join(line.trim()));
+        }
+    }
+    cmd.arg("-o").arg(env.runtime_dir());
+    Some(cmd)
+}
+
+/// docs/compat.md "screens are not worth an outage": ibek stops on a missing device file; for
+/// an entity without `pv: true` iocrun warns, writes st.cmd and ioc.subst, and leaves a
+/// `pvi_failed` note in the runtime folder.
+#[test]
+fn deviation_missing_screen_device_warns() {
+    let env = TestEnv::new();
+    let Some(mut cmd) = generate_cmd(&env, "err-pmac-unknown-builtin-wait_ip") else {
+        return;
+    };
+    let out = cmd.output().expect("run generate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("pmacController.pvi.device.yaml"),
+        "{stderr}"
+    );
+    let rt = env.runtime_dir();
+    assert!(rt.join("st.cmd").is_file() && rt.join("ioc.subst").is_file());
+    let note = std::fs::read_to_string(rt.join("pvi_failed")).expect("pvi_failed note");
+    assert!(note.contains("pmacController.pvi.device.yaml"), "{note}");
+    assert!(
+        env.root().join("opi/index.bob").is_file(),
+        "the other screens are published"
+    );
+}
+
+/// The OPI folder is replaced as a whole (stale screens go), and `--no-pvi` leaves it alone.
+#[test]
+fn generate_replaces_the_opi_folder_and_no_pvi_skips_it() {
+    let env = TestEnv::new();
+    let Some(mut cmd) = generate_cmd(&env, "ibek-motorSim") else {
+        return;
+    };
+    let opi = env.root().join("opi");
+    std::fs::create_dir_all(&opi).expect("opi");
+    std::fs::write(opi.join("stale.bob"), "old").expect("stale");
+    let out = cmd.output().expect("run generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(opi.join("index.bob").is_file() && opi.join("simple.pvi.bob").is_file());
+    assert!(
+        !opi.join("stale.bob").exists(),
+        "the OPI folder is replaced as a whole"
+    );
+    assert!(env.runtime_dir().join("simple.pvi.template").is_file());
+    assert!(!env.runtime_dir().join("pvi_failed").exists());
+    std::fs::write(opi.join("stale.bob"), "old").expect("stale");
+    let skipped = cmd.arg("--no-pvi").output().expect("run generate --no-pvi");
+    assert!(skipped.status.success());
+    assert!(
+        opi.join("stale.bob").exists(),
+        "--no-pvi leaves the OPI folder alone"
+    );
+    assert!(!env.runtime_dir().join("simple.pvi.template").exists());
 }
