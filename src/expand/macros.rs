@@ -114,12 +114,13 @@ impl MacroTable {
     }
 
     /// `macPutValue`: define, or with `None` delete the name from every scope.
+    /// As in C, only a stored value or a deleted entry marks the table dirty.
     pub(crate) fn put_value(&mut self, name: &[u8], value: Option<&[u8]>) {
-        self.dirty = true;
         let Some(value) = value else {
             while let Some(i) = self.lookup(name) {
                 let env = self.entries[i].kind == Kind::Env;
                 self.entries.remove(i);
+                self.dirty = true;
                 if env {
                     break;
                 }
@@ -132,9 +133,10 @@ impl MacroTable {
             }
             _ => self.create(Rc::from(name), Rc::from(value), Kind::Macro),
         }
+        self.dirty = true;
     }
 
-    /// `macPushScope`.
+    /// `macPushScope`. A scope marker alone does not make cached values stale.
     pub(crate) fn push_scope(&mut self) {
         self.level += 1;
         let empty = self.empty.clone();
@@ -163,7 +165,6 @@ impl MacroTable {
             kind,
             level: self.level,
         });
-        self.dirty = true;
     }
 
     /// Newest non-scope entry of that name; with `use_env`, an environment variable becomes
@@ -179,6 +180,7 @@ impl MacroTable {
         use std::os::unix::ffi::{OsStrExt, OsStringExt};
         let value = std::env::var_os(std::ffi::OsStr::from_bytes(name))?;
         self.create(Rc::from(name), Rc::from(value.into_vec()), Kind::Env);
+        self.dirty = true;
         Some(self.entries.len() - 1)
     }
 

@@ -5,6 +5,7 @@
 //! `scripts/install-test-deps.sh` writes; `scripts/test.sh` sets them.
 
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
+mod msi_gen; // seeded input generator for the msi property test
 mod place_files; // iocrun place-files vs ibek runtime place-files
 mod pvi;
 mod render; // iocrun generate vs ibek runtime generate2: conformance cases, probes, sdist samples

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::util;
+use crate::{msi_gen, util};
 
 /// Vectors iocrun is expected to fail, each with the reason (spec §2.13, docs/compat.md).
 const KNOWN_FAILURES: &[(&str, &str)] = &[(
@@ -65,4 +65,161 @@ fn deviation_include_depth_is_capped() {
     assert!(stderr.contains("nested deeper than 64"), "{stderr}");
     // msi's partial output stays on stdout: one `x` per level before the cap
     assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n".repeat(64));
+}
+
+/// Generated cases per run; `IOCRUN_MSI_CASES` and `IOCRUN_MSI_SEED` change them.
+const PROPERTY_CASES: u64 = 2000;
+
+#[test]
+fn property_matches_real_msi() {
+    let Some(bin) = util::epics_bin() else {
+        return;
+    };
+    let msi = bin.join("msi");
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let cases = var("IOCRUN_MSI_CASES", PROPERTY_CASES);
+    let seed = var("IOCRUN_MSI_SEED", 0x5eed_0001);
+    let threads = 2;
+    let results: Vec<Result<[u64; 3], String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let msi = &msi;
+                s.spawn(move || {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let mut rcs = [0u64; 3];
+                    for k in (t..cases).step_by(threads as usize) {
+                        match compare_case(msi, dir.path(), seed.wrapping_add(k), k) {
+                            Ok(rc) => rcs[rc.clamp(0, 2) as usize] += 1,
+                            Err(report) => return Err(report),
+                        }
+                    }
+                    Ok(rcs)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("property thread"))
+            .collect()
+    });
+    let mut rcs = [0u64; 3];
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(counts) => (0..3).for_each(|i| rcs[i] += counts[i]),
+            Err(report) => failures.push(report),
+        }
+    }
+    eprintln!(
+        "msi property test: {cases} cases, seed {seed:#x}; agreed exit 0: {}, 1: {}, 2: {}",
+        rcs[0], rcs[1], rcs[2]
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Run one generated case through the real msi and the library: the agreed exit status, or
+/// a report of the difference.
+fn compare_case(
+    msi: &std::path::Path,
+    dir: &std::path::Path,
+    seed: u64,
+    k: u64,
+) -> Result<i32, String> {
+    let case = msi_gen::case(&mut msi_gen::Rng::new(seed));
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        std::fs::remove_file(entry.path()).expect("clean case dir");
+    }
+    for (name, text) in &case.files {
+        std::fs::write(dir.join(name), text).expect("write case file");
+    }
+    let mut args: Vec<String> = case.macros.iter().map(|m| format!("-M{m}")).collect();
+    if case.verbose {
+        args.push("-V".into());
+    }
+    if case.global_scope {
+        args.push("-g".into());
+    }
+    args.push(format!("-I{}", dir.display()));
+    if let Some(s) = &case.subst {
+        args.push(format!("-S{}", dir.join(s).display()));
+    }
+    args.extend(case.template.clone());
+    let (want_rc, want) = match run_with_timeout(Command::new(msi).args(&args).current_dir(dir)) {
+        Ok(r) => r,
+        Err(hung) => return Err(hung),
+    };
+
+    let opts = iocrun::expand::Options {
+        include_path: vec![dir.to_owned()],
+        macros: case.macros.iter().map(|m| m.as_bytes().to_vec()).collect(),
+        undefined_is_error: case.verbose,
+        global_scope: case.global_scope,
+        deps_target: None,
+        subst: case.subst.as_ref().map(|s| dir.join(s)),
+        template: case.template.as_ref().map(|t| t.as_bytes().to_vec()),
+    };
+    let (got_rc, got) = match iocrun::expand::run(&opts, Vec::new(), &mut |_| {}) {
+        Ok((outcome, out)) => (if outcome.undefined_error { 2 } else { 0 }, out),
+        Err((_, out)) => (1, out),
+    };
+    if (want_rc, &want) == (got_rc, &got) {
+        return Ok(got_rc);
+    }
+    if let Some(keep) = std::env::var_os("IOCRUN_MSI_KEEP") {
+        // a copy of the failing case to rerun by hand
+        let keep = std::path::Path::new(&keep).join(format!("case{k}"));
+        std::fs::create_dir_all(&keep).expect("keep dir");
+        for (name, text) in &case.files {
+            std::fs::write(keep.join(name), text).expect("keep case file");
+        }
+    }
+    let mut report = format!(
+        "case {k} (seed {seed:#x}) differs: msi {}\n",
+        args.join(" ")
+    );
+    for (name, text) in &case.files {
+        report.push_str(&format!("--- {name} ---\n{text}\n"));
+    }
+    report.push_str(&format!(
+        "--- msi (rc {want_rc}) ---\n{}\n--- iocrun (rc {got_rc}) ---\n{}\n",
+        String::from_utf8_lossy(&want),
+        String::from_utf8_lossy(&got)
+    ));
+    Err(report)
+}
+
+/// Exit code and stdout of a command, or a report if it hangs (msi can loop for ever).
+fn run_with_timeout(cmd: &mut Command) -> Result<(i32, Vec<u8>), String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn msi");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait msi") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("msi hung: {cmd:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    let out = reader.join().expect("stdout reader");
+    Ok((status.code().unwrap_or(-1), out))
 }
