@@ -18,6 +18,17 @@ pub fn run(args: AutosaveArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Start step 5 (after rendering): autosave req files from `$RUNTIME_DIR/ioc.subst`.
+/// Expansion problems are logged, not fatal, as with ibek (spec §3.4).
+pub fn autosave_step(paths: &Paths) -> Result<(), Error> {
+    let subst = paths.runtime("ioc.subst");
+    let report = generate_autosave(&subst, &autosave_paths(paths))?;
+    for file in &report.written {
+        tracing::debug!("wrote {}", file.display());
+    }
+    Ok(())
+}
+
 /// The folders autosave uses, from the resolved paths (ibek's GLOBALS).
 pub fn autosave_paths(paths: &Paths) -> AutosavePaths {
     AutosavePaths {

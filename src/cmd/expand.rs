@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use crate::cli::ExpandArgs;
 use crate::error::Error;
 use crate::expand::{self, split_include_path, ExpandError, Options};
+use crate::paths::Paths;
 
 const USAGE: &str = "Usage: msi [options] [template]
   stdin is used if neither template nor substitution file is given
@@ -73,6 +74,30 @@ pub fn run(args: ExpandArgs) -> Result<ExitCode, Error> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Start step 6: when `$RUNTIME_DIR/ioc.subst` exists, expand it in-process into
+/// `$RUNTIME_DIR/ioc.db` with the search path config, `$SUPPORT/*/db`, runtime (no `-V`).
+/// Macros left unexpanded are logged at info level; any failure is an error (msi's exit 1
+/// stops start.sh too).
+pub fn ioc_db_step(paths: &Paths) -> Result<(), Error> {
+    let subst = paths.runtime("ioc.subst");
+    if !subst.exists() {
+        tracing::debug!("no {}; nothing to expand", subst.display());
+        return Ok(());
+    }
+    let include = expand::ioc_include_path(&paths.config_dir, &paths.support, &paths.runtime_dir);
+    let out = paths.runtime("ioc.db");
+    let outcome = expand::expand_subst_file(&subst, &include, &out)?;
+    if !outcome.undefined_names.is_empty() {
+        tracing::info!(
+            "{} has undefined macros, left as $(NAME): {}",
+            out.display(),
+            outcome.undefined_names.join(", ")
+        );
+    }
+    tracing::debug!("expanded {} into {}", subst.display(), out.display());
+    Ok(())
 }
 
 /// msi opens (creates) the output before doing anything else; fail the same way.

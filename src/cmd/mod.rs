@@ -1,9 +1,9 @@
 //! One file per subcommand; the only place that sequences the stage modules.
 
 pub mod attach;
-mod autosave;
+pub mod autosave;
 pub mod check;
-mod expand;
+pub mod expand;
 pub mod generate;
 mod place_files;
 mod pvi;

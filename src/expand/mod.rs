@@ -129,3 +129,21 @@ fn set_default_mode(path: &Path) {
     nix::sys::stat::umask(old);
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666 & !old.bits()));
 }
+
+/// The start sequence's msi search path (spec §1 step 6): the config folder, every
+/// `$SUPPORT/*/db` folder in sorted (shell-glob) order, then the runtime folder.
+pub fn ioc_include_path(config_dir: &Path, support: &Path, runtime_dir: &Path) -> Vec<PathBuf> {
+    let mut dbs: Vec<PathBuf> = std::fs::read_dir(support)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+        .map(|e| e.path().join("db"))
+        .filter(|p| p.is_dir())
+        .collect();
+    dbs.sort();
+    let mut path = vec![config_dir.to_owned()];
+    path.extend(dbs);
+    path.push(runtime_dir.to_owned());
+    path
+}

@@ -4,6 +4,7 @@
 //! External tools (softIoc, msi, ibek, the ibek sdist samples) are found through the variables
 //! `scripts/install-test-deps.sh` writes; `scripts/test.sh` sets them.
 
+mod autosave; // iocrun autosave vs ibek runtime generate-autosave
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
 mod msi_gen; // seeded input generator for the msi property test
 mod place_files; // iocrun place-files vs ibek runtime place-files

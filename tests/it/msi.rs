@@ -149,10 +149,7 @@ fn compare_case(
         args.push(format!("-S{}", dir.join(s).display()));
     }
     args.extend(case.template.clone());
-    let (want_rc, want) = match run_with_timeout(Command::new(msi).args(&args).current_dir(dir)) {
-        Ok(r) => r,
-        Err(hung) => return Err(hung),
-    };
+    let (want_rc, want) = run_with_timeout(Command::new(msi).args(&args).current_dir(dir))?;
 
     let opts = iocrun::expand::Options {
         include_path: vec![dir.to_owned()],
@@ -222,4 +219,44 @@ fn run_with_timeout(cmd: &mut Command) -> Result<(i32, Vec<u8>), String> {
     };
     let out = reader.join().expect("stdout reader");
     Ok((status.code().unwrap_or(-1), out))
+}
+
+/// Start step 6 expands ioc.subst with config, `$SUPPORT/*/db` (sorted), runtime as the
+/// search path: the same bytes as msi run with those `-I` folders, as start.sh does.
+#[test]
+fn start_step_expands_like_msi_with_the_start_search_path() {
+    let Some(bin) = util::epics_bin() else {
+        return;
+    };
+    let env = util::TestEnv::new();
+    env.write("support/b/db/x.template", "record(ai, \"$(P)x_from_b\")\n");
+    env.write("support/a/db/x.template", "record(ai, \"$(P)x_from_a\")\n");
+    env.write("support/a/db/y.template", "include \"y.inc\"\n$(Q=dflt)\n");
+    env.write("ioc/config/y.inc", "# from config $(P)\n");
+    env.write("runtime/z.template", "$(P)z\n");
+    let subst = "file \"x.template\" {\npattern\n\t{ \"P\" }\n\t{ \"A:\" }\n}\n\
+                 file y.template { { P=B: } }\nfile z.template { { P=C: } }\n";
+    env.write("runtime/ioc.subst", subst);
+    let paths = iocrun::paths::Paths::from_lookup(|name| match name {
+        "EPICS_ROOT" => Some(env.root().to_owned()),
+        "RUNTIME_DIR" => Some(env.runtime_dir()),
+        _ => None,
+    });
+    iocrun::cmd::expand::ioc_db_step(&paths).expect("expand step");
+    let got = std::fs::read_to_string(env.runtime_dir().join("ioc.db")).expect("ioc.db");
+    let root = env.root();
+    let msi = Command::new(bin.join("msi"))
+        .arg(format!("-I{}", root.join("ioc/config").display()))
+        .arg(format!("-I{}", root.join("support/a/db").display()))
+        .arg(format!("-I{}", root.join("support/b/db").display()))
+        .arg(format!("-I{}", env.runtime_dir().display()))
+        .arg(format!(
+            "-S{}",
+            env.runtime_dir().join("ioc.subst").display()
+        ))
+        .output()
+        .expect("run msi");
+    assert_eq!(msi.status.code(), Some(0));
+    util::assert_text_eq("ioc.db", &String::from_utf8_lossy(&msi.stdout), &got);
+    assert!(got.contains("x_from_a"), "{got}");
 }
