@@ -65,7 +65,7 @@ pub fn generate(args: &GenerateArgs, paths: &Paths) -> Result<Generated, Error> 
 
 /// pvi for every entity with a `pvi:` section; parents are searched in the instance config
 /// folder, then `pvi-defs` (ibek's search path).
-fn make_pvi(inputs: &Inputs, out: &Outputs) -> Result<pvi::IocPvi, Error> {
+pub fn make_pvi(inputs: &Inputs, out: &Outputs) -> Result<pvi::IocPvi, Error> {
     let entities: Vec<pvi::EntityPvi> = out
         .pvi
         .iter()

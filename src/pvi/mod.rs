@@ -53,6 +53,8 @@ pub enum PviError {
     },
     #[error("cannot lay out the screen: {0}")]
     Layout(String),
+    #[error("pvi screens cannot be made")]
+    Screens(#[source] Box<PviError>),
     #[error("pvi for entity {entity}")]
     Entity {
         entity: usize,

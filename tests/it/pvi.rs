@@ -331,3 +331,33 @@ fn generate_replaces_the_opi_folder_and_no_pvi_skips_it() {
     );
     assert!(!env.runtime_dir().join("simple.pvi.template").exists());
 }
+
+/// `iocrun check` makes the screens in memory and fails on a device file `generate` would only
+/// warn about, so services-repository CI catches it.
+#[test]
+fn check_fails_on_a_missing_screen_device() {
+    let env = TestEnv::new();
+    let Some(shared) = util::shared_dir() else {
+        return;
+    };
+    let case = shared.join("conformance/ibek/cases/err-pmac-unknown-builtin-wait_ip");
+    std::fs::create_dir_all(env.root().join("pvi-defs")).expect("pvi-defs");
+    let mut cmd = env.iocrun();
+    cmd.arg("check").arg(case.join("input/config"));
+    for line in std::fs::read_to_string(case.join("defs.txt"))
+        .expect("defs")
+        .lines()
+    {
+        if !line.trim().is_empty() {
+            cmd.arg("--definitions")
+                .arg(case.join("input").join(line.trim()));
+        }
+    }
+    let out = cmd.output().expect("run check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("pmacController.pvi.device.yaml"),
+        "{stderr}"
+    );
+}
