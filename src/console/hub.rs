@@ -78,6 +78,7 @@ struct Inner {
     client_buffer: usize,
     bytes_in: AtomicU64,
     log_reopen: Option<Arc<AtomicBool>>,
+    closing: AtomicBool,
 }
 
 struct State {
@@ -164,6 +165,7 @@ impl Hub {
                 client_buffer: cfg.client_buffer,
                 bytes_in: AtomicU64::new(0),
                 log_reopen,
+                closing: AtomicBool::new(false),
             }),
         }
     }
@@ -253,7 +255,13 @@ impl Hub {
 
     /// Close every client's queue: writers finish what is queued, then hang up.
     pub(crate) fn close_clients(&self) {
+        self.inner.closing.store(true, Ordering::Release);
         self.lock().clients.clear();
+    }
+
+    /// True once the server has hung up on everyone.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.inner.closing.load(Ordering::Acquire)
     }
 
     fn announce_drops(&self, mut dropped: Vec<u64>) {

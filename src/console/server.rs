@@ -28,6 +28,9 @@ use super::proto::{Decoder, Event};
 use super::term::{self, RawMode, StdinReader};
 use super::{ConsoleError, ConsoleInput};
 
+/// Bytes gathered from a client's queue into one socket write.
+const BATCH: usize = 64 * 1024;
+
 /// Where the server listens and how it treats input.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -197,6 +200,9 @@ async fn client(ctx: ClientCtx, stream: UnixStream, read_only: bool) {
     if let Err(why) = &ended {
         let _ = wr.try_write(format!("\r\n@@@ {why}: disconnected\r\n").as_bytes());
     }
+    if ctx.hub.is_closing() {
+        return; // the server is stopping: no notice per client
+    }
     let n = ctx.hub.stats().clients;
     let how = ended.err().unwrap_or_else(|| "left".into());
     ctx.hub.notice(&format!(
@@ -214,9 +220,19 @@ async fn write_output(att: Attached, wr: &mut OwnedWriteHalf) -> Result<(), Stri
     } = att;
     let copy = async {
         wr.write_all(&replay).await?;
+        let mut batch = Vec::with_capacity(BATCH);
         while let Some(chunk) = rx.recv().await {
-            wr.write_all(&chunk).await?;
-            shared.pending.fetch_sub(chunk.len(), Ordering::AcqRel);
+            // coalesce what is already queued: one write per burst, not per PTY read
+            batch.extend_from_slice(&chunk);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            wr.write_all(&batch).await?;
+            shared.pending.fetch_sub(batch.len(), Ordering::AcqRel);
+            batch.clear();
         }
         Ok::<(), std::io::Error>(())
     };
