@@ -117,6 +117,15 @@ impl Engine {
         text: &str,
         typ: &str,
     ) -> Result<Value, String> {
+        if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+            // no Jinja syntax: the output is the text with newlines normalised and one
+            // trailing newline dropped, so skip the engine
+            let mut out = text.replace("\r\n", "\n").replace('\r', "\n");
+            if out.ends_with('\n') {
+                out.pop();
+            }
+            return self.finish(out, text, typ);
+        }
         let name = self.template_name(text);
         let tmpl = self.env.get_template(&name).map_err(|e| describe(&e))?;
         let mut map: IndexMap<String, Value> = ctx.clone();
@@ -135,6 +144,11 @@ impl Engine {
         let out = tmpl
             .render(Value::from_iter(map))
             .map_err(|e| describe(&e))?;
+        self.finish(out, text, typ)
+    }
+
+    /// `Utils._coerce`: by `typ`, or by the first `| name }}` in the text when `typ` is "".
+    fn finish(&self, out: String, text: &str, typ: &str) -> Result<Value, String> {
         if COERCE_TYPES.contains(&typ) {
             return coerce(&out, typ);
         }
@@ -171,9 +185,13 @@ impl Engine {
 /// A minijinja error as one line, without our internal template names.
 fn describe(e: &Error) -> String {
     let mut msg = match e.kind() {
-        ErrorKind::UndefinedError => match e.detail() {
-            Some(d) => format!("undefined: {d}"),
-            None => "undefined value".to_owned(),
+        // Jinja2 names the missing thing: `'nope' is undefined`; minijinja points at it
+        ErrorKind::UndefinedError => match (e.template_source(), e.range(), e.detail()) {
+            (Some(src), Some(r), _) if src.get(r.clone()).is_some() => {
+                format!("'{}' is undefined", &src[r])
+            }
+            (_, _, Some(d)) => format!("undefined: {d}"),
+            _ => "undefined value".to_owned(),
         },
         _ => e
             .detail()
@@ -304,8 +322,8 @@ fn splice(s: &str, op: &FoundOp) -> Option<String> {
     };
     Some(format!(
         "{}{func}({left}, {right}){}",
-        &s[..op.start],
-        &s[op.end..]
+        s.get(..op.start)?,
+        s.get(op.end..)?
     ))
 }
 

@@ -12,6 +12,7 @@ pub fn literal_eval(text: &str) -> Result<Value, String> {
         s: src.as_bytes(),
         i: 0,
         depth: 0,
+        calls: 0,
     };
     let v = p.expr();
     p.skip_ws();
@@ -26,6 +27,7 @@ struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     depth: usize,
+    calls: usize,
 }
 
 const SYNTAX: &str = "invalid syntax (<unknown>, line 1)";
@@ -78,6 +80,17 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self) -> Result<Value, String> {
+        // Python's parser gives up on deep nesting too ("too many nested parentheses")
+        if self.calls >= 150 {
+            return Err("too many nested parentheses (<unknown>, line 1)".into());
+        }
+        self.calls += 1;
+        let v = self.expr_inner();
+        self.calls -= 1;
+        v
+    }
+
+    fn expr_inner(&mut self) -> Result<Value, String> {
         self.skip_ws();
         match self.peek() {
             Some(b'+') | Some(b'-') => {
@@ -387,5 +400,7 @@ mod tests {
         assert_eq!(literal_eval("epicsEnvSet E1 1").unwrap_err(), SYNTAX);
         assert!(literal_eval("017").is_err());
         assert!(literal_eval("").is_err());
+        assert!(literal_eval(&"[".repeat(100_000)).is_err());
+        assert!(literal_eval(&"-".repeat(100_000)).is_err());
     }
 }

@@ -26,6 +26,7 @@ pub struct Entity {
     pub type_name: String,
     fields: Mutex<IndexMap<String, Value>>,
     declared: Vec<String>,
+    origin: Mutex<String>,
 }
 
 impl Entity {
@@ -41,7 +42,19 @@ impl Entity {
             type_name: type_name.to_owned(),
             fields: Mutex::new(fields),
             declared,
+            origin: Mutex::default(),
         }
+    }
+
+    /// Where this entity came from (`ioc.yaml:12: entities.3`), for Phase-2 error messages.
+    pub fn origin(&self) -> String {
+        let o = lock(&self.origin).clone();
+        format!("{o} `{}`", self.type_name)
+    }
+
+    /// Record where this entity came from.
+    pub fn set_origin(&self, origin: String) {
+        *lock(&self.origin) = origin;
     }
 
     /// A field's current value.

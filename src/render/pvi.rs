@@ -59,7 +59,7 @@ pub fn resolve(
         let fields = e.fields();
         let err = |message: String| RenderError::Output {
             what: "pvi",
-            message: format!("entity {index} ({}): {message}", e.type_name),
+            message: format!("{}: {message}", e.origin()),
         };
         let rel = py_str(&engine.render(&fields, &p.yaml_path, "").map_err(err)?);
         let name = std::path::Path::new(&rel)

@@ -24,7 +24,11 @@ pub struct Resolver<'a> {
     defs: &'a Definitions,
     ids: IndexMap<String, Arc<Entity>>,
     shared_lists: IndexMap<(String, String), Value>,
+    depth: usize,
 }
+
+/// How deep sub-entities and repeats may nest.
+const MAX_DEPTH: usize = 100;
 
 impl<'a> Resolver<'a> {
     pub fn new(engine: &'a Engine, defs: &'a Definitions) -> Resolver<'a> {
@@ -33,6 +37,7 @@ impl<'a> Resolver<'a> {
             defs,
             ids: IndexMap::new(),
             shared_lists: IndexMap::new(),
+            depth: 0,
         }
     }
 
@@ -51,7 +56,10 @@ impl<'a> Resolver<'a> {
                 parent: None,
             };
             match self.build_top(raw, &origin) {
-                Ok(e) => out.push((e, origin)),
+                Ok(e) => {
+                    e.set_origin(origin.describe());
+                    out.push((e, origin))
+                }
                 Err(mut e) => errors.append(&mut e),
             }
         }
@@ -276,6 +284,29 @@ impl<'a> Resolver<'a> {
         ctx: &IndexMap<String, Value>,
         out: &mut Vec<Arc<Entity>>,
     ) -> Result<(), RenderError> {
+        // a model that lists itself in sub_entities would recurse forever (RecursionError in
+        // ibek); stop with an error instead of overflowing the stack
+        if self.depth >= MAX_DEPTH {
+            let origin = items.first().map(|(_, o)| o.describe()).unwrap_or_default();
+            return Err(RenderError::Output {
+                what: "sub-entities",
+                message: format!(
+                    "{origin}: sub_entities / ibek.repeat nested deeper than {MAX_DEPTH} levels (a model that contains itself?)"
+                ),
+            });
+        }
+        self.depth += 1;
+        let result = self.resolve_items(items, ctx, out);
+        self.depth -= 1;
+        result
+    }
+
+    fn resolve_items(
+        &mut self,
+        items: Vec<(Item, Origin)>,
+        ctx: &IndexMap<String, Value>,
+        out: &mut Vec<Arc<Entity>>,
+    ) -> Result<(), RenderError> {
         let mut ctx = ctx.clone();
         for (item, origin) in items {
             let entity = match item {
@@ -388,7 +419,11 @@ impl<'a> Resolver<'a> {
                 format!("unknown entity type '{type_name}' (KeyError)"),
             ));
         }
-        self.build(&type_name, &rendered, origin).map_err(|errs| {
+        let built = self.build(&type_name, &rendered, origin);
+        if let Ok(e) = &built {
+            e.set_origin(format!("{} (expanded)", origin.describe()));
+        }
+        built.map_err(|errs| {
             let class = type_name.replace('.', "_");
             let n = errs.len();
             let detail: Vec<String> = errs
@@ -434,6 +469,16 @@ pub struct Origin {
     pub line: Option<usize>,
     pub index: Option<usize>,
     pub parent: Option<String>,
+}
+
+impl Origin {
+    fn describe(&self) -> String {
+        let loc = crate::config::location(&self.file, self.line, None);
+        match self.index {
+            Some(i) => format!("{loc}: entities.{i}"),
+            None => loc,
+        }
+    }
 }
 
 enum Item {

@@ -22,7 +22,7 @@ pub fn render(
     let mut once_done: Vec<String> = Vec::new();
     let mut env = String::new();
     for e in &enabled {
-        env.push_str(&env_vars(engine, e)?);
+        env.push_str(&env_vars(engine, e).map_err(|m| format!("{}: {m}", e.origin()))?);
     }
     let mut pre = String::new();
     for (i, e) in enabled.iter().enumerate() {
@@ -130,7 +130,9 @@ fn script(
             "last" if !last_of_model => continue,
             _ => {}
         }
-        let result = engine.render_str(&e.fields(), &text)?;
+        let result = engine
+            .render_str(&e.fields(), &text)
+            .map_err(|m| format!("{}: {m}", e.origin()))?;
         if !result.is_empty() {
             out.push_str(&result);
             out.push('\n');

@@ -33,12 +33,13 @@ pub fn render(
     for e in entities.iter().filter(|e| e.enabled()) {
         let Some(model) = &e.model else { continue };
         for db in &model.databases {
-            add_database(engine, &mut templates, db, e)?;
+            add_database(engine, &mut templates, db, e)
+                .map_err(|m| format!("{}: {m}", e.origin()))?;
         }
     }
     // pvi rows skip the enabled check (spec §4.4)
     for (db, e) in extra {
-        add_database(engine, &mut templates, db, e)?;
+        add_database(engine, &mut templates, db, e).map_err(|m| format!("{}: {m}", e.origin()))?;
     }
     let mut out = String::from(HEADER);
     for (file, t) in &templates {

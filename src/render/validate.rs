@@ -173,10 +173,12 @@ pub fn check_param(param: &Param, v: &Value) -> Result<Value, Vec<String>> {
             let second = if param.kind == ParamKind::Int && as_float_only(v).is_some() {
                 format!("int: Input should be a valid integer, got a number with a fractional part [type=int_from_float, {}]", input(v))
             } else if v.kind() == ValueKind::String {
-                format!(
-                    "{kind}: {err}, unable to parse string [type={kind}_parsing, {}]",
-                    input(v)
-                )
+                let how = match param.kind {
+                    ParamKind::Int => "unable to parse string as an integer",
+                    ParamKind::Float => "unable to parse string as a number",
+                    _ => "unable to interpret input",
+                };
+                format!("{kind}: {err}, {how} [type={kind}_parsing, {}]", input(v))
             } else {
                 format!("{kind}: {err} [type={kind}_type, {}]", input(v))
             };
