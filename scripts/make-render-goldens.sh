@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Produce the expected outputs of the render fixtures with the reference renderer, ibek 4.8.2
-# (with pvi 0.14.4): tests/fixtures/render/NAME/expected/{st.cmd,ioc.subst,wait_list.yaml}, or
-# expected/error.txt for an instance ibek rejects. Never run iocrun here: goldens come only from
+# (with pvi 0.14.4): tests/fixtures/render/NAME/expected/{st.cmd,ioc.subst,wait_list.yaml,
+# ioc.schema.json}, or expected/error.txt for an instance ibek rejects. Never run iocrun here: goldens come only from
 # the reference (tests/it/render_fixtures.rs compares iocrun with them).
 #
 # usage: scripts/make-render-goldens.sh [NAME...]      (default: every fixture)
@@ -15,6 +15,8 @@
 #                 PATH          the fixture folder itself (support YAML written for the fixture)
 #   pvi.txt     optional: PVI device files or folders (same prefixes), served as $EPICS_ROOT/pvi-defs
 #   env.txt     KEY=VALUE lines exported for the run (IOC, RUNTIME_DIR, IOC_NAME, ...)
+#   message.txt optional, error fixtures only: a text iocrun's error message must contain
+# For fixtures ibek renders, expected/ioc.schema.json is `ibek ioc generate-schema` of defs.txt.
 # expected/MADE.txt records the tool versions, the command and the checksum of every input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +62,10 @@ make_one() {
     for f in st.cmd ioc.subst wait_list.yaml; do
       [ -f "$er/runtime/$f" ] && cp "$er/runtime/$f" "$dir/expected/$f"
     done
+    # the JSON schema of ioc.yaml for the same definitions (tests/it/schema.rs)
+    local files=()
+    for ((i = 1; i < ${#defs[@]}; i += 2)); do files+=("${defs[$i]}"); done
+    "$IBEK" ioc generate-schema --no-ibek-defs "${files[@]}" --output "$dir/expected/ioc.schema.json" >/dev/null
   else
     # ibek prints a Python traceback; keep the exit code and the exception (from the last
     # unindented line after the traceback's frames to the end)
