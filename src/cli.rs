@@ -40,6 +40,8 @@ pub enum Command {
     Expand(ExpandArgs),
     /// Generate autosave request files from ioc.subst (ibek runtime generate-autosave).
     Autosave(AutosaveArgs),
+    /// Write the JSON schema of ioc.yaml for the definitions (ibek ioc generate-schema).
+    Schema(SchemaArgs),
 }
 
 /// `iocrun wait`.
@@ -155,4 +157,16 @@ pub struct CheckArgs {
     /// Do not check the pvi sections (device files).
     #[arg(long)]
     pub no_pvi: bool,
+}
+
+/// `iocrun schema [--definitions FILE]... [-o FILE]`
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Support YAML files, used as given (default: $EPICS_ROOT/ibek-defs/**, plus iocrun's own
+    /// epics.* when those define no `epics` module).
+    #[arg(long)]
+    pub definitions: Vec<PathBuf>,
+    /// Where to write the schema (default: stdout).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }

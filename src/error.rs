@@ -11,6 +11,9 @@ pub enum Error {
     /// Rendering an instance (generate, check, start).
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    /// Reading definitions outside a render (`schema`).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// Bad command-line use that clap cannot catch.
     #[error("{0}")]
     Usage(String),
@@ -41,7 +44,9 @@ impl Error {
     /// Render/validation errors exit 1 like ibek; msi's codes are kept by the expand stage.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Files(_) | Error::Render(_) | Error::Usage(_) => ExitCode::from(1),
+            Error::Files(_) | Error::Render(_) | Error::Config(_) | Error::Usage(_) => {
+                ExitCode::from(1)
+            }
             // ibek's do-wait and place-files exit 1 on every failure
             // ibek's typer rejects a missing CONFIG_DIR as a usage error
             Error::Place(crate::place::PlaceError::NotAFolder { .. }) => ExitCode::from(2),

@@ -7,6 +7,7 @@ pub mod expand;
 pub mod generate;
 mod place_files;
 mod pvi;
+mod schema;
 pub mod wait;
 
 use std::process::ExitCode;
@@ -26,5 +27,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Attach(args) => attach::run(args),
         Command::Expand(args) => expand::run(args),
         Command::Autosave(args) => autosave::run(args),
+        Command::Schema(args) => schema::run(&args),
     }
 }

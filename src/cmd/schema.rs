@@ -10,18 +10,19 @@ use crate::error::Error;
 use crate::files;
 use crate::paths::Paths;
 
-/// Run the subcommand: without `--definitions`, the image's `$EPICS_ROOT/ibek-defs/**`; the
-/// embedded `epics.*` definitions join when the definitions hold no `epics` module, as they do
-/// for `generate`, so the schema describes what iocrun will accept.
+/// Run the subcommand. With `--definitions`, exactly those files (as `ibek ioc generate-schema
+/// --no-ibek-defs FILE...`, byte for byte). Without, the image's `$EPICS_ROOT/ibek-defs/**`
+/// plus iocrun's embedded `epics.*` when the image defines no `epics` module, so the schema
+/// describes what `iocrun generate` accepts in that container.
 pub fn run(args: &SchemaArgs) -> Result<ExitCode, Error> {
     let paths = Paths::from_env();
-    let files = if args.definitions.is_empty() {
-        default_definition_files(&paths.ibek_defs(), None)
+    let defs = if args.definitions.is_empty() {
+        let mut defs = Definitions::load(&default_definition_files(&paths.ibek_defs(), None))?;
+        defs.add_embedded_fallbacks()?;
+        defs
     } else {
-        args.definitions.clone()
+        Definitions::load(&args.definitions)?
     };
-    let mut defs = Definitions::load(&files)?;
-    defs.add_embedded_fallbacks()?;
     let text = config::ioc_schema(&defs);
     match &args.output {
         Some(path) => {

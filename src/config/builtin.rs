@@ -56,14 +56,17 @@ mod tests {
         let mut defs = Definitions::default();
         let path = PathBuf::from(name);
         let value = yaml::parse(&path, text).expect("test YAML parses");
-        defs.add_value(&path, text, value).expect("test support is valid");
+        defs.add_value(&path, text, value)
+            .expect("test support is valid");
         defs
     }
 
     #[test]
     fn embedded_epics_is_added_when_missing() {
         let mut defs = Definitions::default();
-        let added = defs.add_embedded_fallbacks().expect("embedded support is valid");
+        let added = defs
+            .add_embedded_fallbacks()
+            .expect("embedded support is valid");
         assert_eq!(added, vec!["epics".to_owned()]);
         for name in [
             "epics.EpicsEnvSet",
@@ -81,9 +84,12 @@ mod tests {
 
     #[test]
     fn an_image_module_wins_whole() {
-        let text = "module: epics\nentity_models:\n  - name: EpicsEnvSet\n    description: image's own\n";
+        let text =
+            "module: epics\nentity_models:\n  - name: EpicsEnvSet\n    description: image's own\n";
         let mut defs = load_text("image/epics.ibek.support.yaml", text);
-        let added = defs.add_embedded_fallbacks().expect("embedded support is valid");
+        let added = defs
+            .add_embedded_fallbacks()
+            .expect("embedded support is valid");
         assert!(added.is_empty());
         assert_eq!(defs.models.len(), 1, "no embedded model mixed in");
         assert_eq!(
@@ -96,9 +102,13 @@ mod tests {
     fn other_modules_do_not_block_the_fallback() {
         let text = "module: asyn\nentity_models:\n  - name: AsynIP\n    description: port\n";
         let mut defs = load_text("asyn.ibek.support.yaml", text);
-        defs.add_embedded_fallbacks().expect("embedded support is valid");
+        defs.add_embedded_fallbacks()
+            .expect("embedded support is valid");
         let names: Vec<&String> = defs.models.keys().collect();
-        assert_eq!(names[0], "asyn.AsynIP", "embedded models come after the image's");
+        assert_eq!(
+            names[0], "asyn.AsynIP",
+            "embedded models come after the image's"
+        );
         assert!(defs.get("epics.dbpf").is_some());
     }
 }

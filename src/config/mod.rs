@@ -5,15 +5,19 @@
 //! unknown keys, required keys, duplicate model names, YAML syntax. Turning an instance into
 //! rendered entities (Phase 1) belongs to `render`, which sees these models only.
 
+mod builtin;
 mod definitions;
 mod instance;
+mod schema;
 mod support;
 mod yaml;
 
 use std::path::PathBuf;
 
+pub use builtin::embedded_support;
 pub use definitions::{default_definition_files, Definitions};
 pub use instance::{Instance, RawEntity};
+pub use schema::ioc_schema;
 pub use support::{
     Database, Define, EntityModel, EntityPvi, EnvVar, Param, ParamKind, ScriptItem, Support,
     Validation,

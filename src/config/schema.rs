@@ -34,7 +34,10 @@ pub fn ioc_schema_value(defs: &Definitions) -> Value {
     let mut mapping = Map::new();
     for (full_name, model) in &defs.models {
         let class = class_name(model);
-        model_defs.insert(class.clone(), model_schema(full_name, &class, model, &mut enums));
+        model_defs.insert(
+            class.clone(),
+            model_schema(full_name, &class, model, &mut enums),
+        );
         one_of.push(json!({ "$ref": format!("#/$defs/{class}") }));
         mapping.insert(full_name.clone(), json!(format!("#/$defs/{class}")));
     }
@@ -145,7 +148,10 @@ fn param_schema(name: &str, param: &Param, enums: &mut EnumDefs) -> Value {
                 ParamKind::Float => ("float", json!({"type": "number"})),
                 ParamKind::Bool => ("bool", json!({"type": "boolean"})),
                 ParamKind::List => ("list", json!({"items": {}, "type": "array"})),
-                _ => ("dict", json!({"additionalProperties": true, "type": "object"})),
+                _ => (
+                    "dict",
+                    json!({"additionalProperties": true, "type": "object"}),
+                ),
             };
             plain["description"] = desc;
             let jinja = json!({
@@ -157,7 +163,9 @@ fn param_schema(name: &str, param: &Param, enums: &mut EnumDefs) -> Value {
             // `{typ}` is literally in ibek's f-string-less description (spec §6.5)
             s.insert(
                 "description".into(),
-                json!(format!("union of <class '{class}'> and jinja representation of {{typ}}")),
+                json!(format!(
+                    "union of <class '{class}'> and jinja representation of {{typ}}"
+                )),
             );
             s.insert("title".into(), json!(python_title(name)));
         }
@@ -213,7 +221,10 @@ fn key_text(key: &Yaml) -> String {
         Yaml::Bool(false) => "false".into(),
         Yaml::Null => "null".into(),
         Yaml::Number(n) => n.to_string(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -289,7 +300,10 @@ impl EnumDefs {
                 format!("ibek__entity_factory__{name}__{n}")
             };
             defs.insert(final_name.clone(), schema.clone());
-            renames.insert(format!("#/$defs/{placeholder}"), format!("#/$defs/{final_name}"));
+            renames.insert(
+                format!("#/$defs/{placeholder}"),
+                format!("#/$defs/{final_name}"),
+            );
         }
         for def in defs.values_mut() {
             rename_refs(def, &renames);
@@ -529,11 +543,20 @@ mod tests {
         let c = enums.add("same", Some(&m(&["p"])));
         let d = enums.add("same", Some(&m(&["p"])));
         let mut defs = Map::new();
-        defs.insert("M".into(), json!({"a": {"$ref": format!("#/$defs/{a}")}, "b": {"$ref": format!("#/$defs/{b}")},
-            "c": {"$ref": format!("#/$defs/{c}")}, "d": {"$ref": format!("#/$defs/{d}")}}));
+        defs.insert(
+            "M".into(),
+            json!({"a": {"$ref": format!("#/$defs/{a}")}, "b": {"$ref": format!("#/$defs/{b}")},
+            "c": {"$ref": format!("#/$defs/{c}")}, "d": {"$ref": format!("#/$defs/{d}")}}),
+        );
         enums.resolve(&mut defs);
-        assert_eq!(defs["M"]["a"]["$ref"], "#/$defs/ibek__entity_factory__mode__1");
-        assert_eq!(defs["M"]["b"]["$ref"], "#/$defs/ibek__entity_factory__mode__2");
+        assert_eq!(
+            defs["M"]["a"]["$ref"],
+            "#/$defs/ibek__entity_factory__mode__1"
+        );
+        assert_eq!(
+            defs["M"]["b"]["$ref"],
+            "#/$defs/ibek__entity_factory__mode__2"
+        );
         assert_eq!(defs["M"]["c"]["$ref"], "#/$defs/same");
         assert_eq!(defs["M"]["d"]["$ref"], "#/$defs/same");
         assert_eq!(defs["same"]["type"], "string");

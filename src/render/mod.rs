@@ -138,13 +138,49 @@ pub fn generate(inputs: &Inputs) -> Result<Outputs, RenderError> {
         .instance_files
         .first()
         .ok_or(RenderError::NoInstances)?;
-    let defs = Definitions::load(&inputs.definitions)?;
-    let engine = Engine::new(&file_stem(first));
-    let mut resolver = resolve::Resolver::new(&engine, &defs);
+    let mut defs = Definitions::load(&inputs.definitions)?;
+    defs.add_embedded_fallbacks()?;
+    let instances = inputs.instance_files.iter().map(|f| Instance::load(f));
+    render_instances(&defs, &file_stem(first), inputs, instances)
+}
+
+/// Render an instance and its support YAML given as text, touching no file (pvi off): the
+/// entry point of the fuzz target (`fuzz/fuzz_targets/render.rs`) and its test-suite twin.
+pub fn render_text(instance: &str, supports: &[&str]) -> Result<Outputs, RenderError> {
+    let mut defs = Definitions::default();
+    for (i, text) in supports.iter().enumerate() {
+        let path = PathBuf::from(format!("<support {i}>"));
+        let value = crate::config::parse_yaml(&path, text)?;
+        defs.add_value(&path, text, value)?;
+    }
+    defs.add_embedded_fallbacks()?;
+    let path = PathBuf::from("ioc.yaml");
+    let inputs = Inputs {
+        instance_files: vec![path.clone()],
+        definitions: Vec::new(),
+        pvi: false,
+        pvi_defs: PathBuf::new(),
+        pvi_override_dir: PathBuf::new(),
+        ioc_env: "/epics/ioc".into(),
+        runtime_env: "/epics/runtime".into(),
+    };
+    render_instances(&defs, "ioc", &inputs, [Instance::parse(&path, instance)])
+}
+
+/// Phase 1 and Phase 2 over loaded definitions; instance files are read one at a time, in
+/// order, as ibek reads them.
+fn render_instances(
+    defs: &Definitions,
+    file_stem: &str,
+    inputs: &Inputs,
+    instances: impl IntoIterator<Item = Result<Instance, ConfigError>>,
+) -> Result<Outputs, RenderError> {
+    let engine = Engine::new(file_stem);
+    let mut resolver = resolve::Resolver::new(&engine, defs);
     let mut top = Vec::new();
     let mut index_title = None;
-    for file in &inputs.instance_files {
-        let inst = Instance::load(file)?;
+    for inst in instances {
+        let inst = inst?;
         let name = render_ioc_name(&engine, &inst)?;
         engine.set_ioc_name(&name);
         index_title.get_or_insert(name);

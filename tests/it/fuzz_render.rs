@@ -25,13 +25,67 @@ const CASES: &[&str] = &[
 
 /// Fragments that tend to reach unusual paths in the YAML loader and the Jinja engine.
 const TOKENS: &[&str] = &[
-    "{{", "}}", "{%", "%}", "{#", "#}", "{{ x }}", "{% for i in range(3) %}", "{% endfor %}",
-    "{% raw %}", " | int }}", " | list }}", "% (1, 2)", "'%02d' % ", ".format(", ")", "(", "[",
-    "]", ":", ": ", "- ", "-", "\"", "'", "&a ", "*a", "<<: *a", "|", "|+", ">-", "\n", "\n  ",
-    "\t", "null", "~", "true", "1e400", "-0", "0x1F", "1_000", "2001-01-01", "type: ibek.repeat",
-    "type: ibek.wait_ip", "entity_enabled: false", "values: [1, 2]", "_global.incrementor('c')",
-    "_global.set('x', 1)", "env.HOME", "ioc_name", "é", "\u{0}", "\u{feff}", "{}", "[]",
-    "? ", "!!str ", "!!binary ", "%YAML 1.2\n---\n", "...", "---\n",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    "#}",
+    "{{ x }}",
+    "{% for i in range(3) %}",
+    "{% endfor %}",
+    "{% raw %}",
+    " | int }}",
+    " | list }}",
+    "% (1, 2)",
+    "'%02d' % ",
+    ".format(",
+    ")",
+    "(",
+    "[",
+    "]",
+    ":",
+    ": ",
+    "- ",
+    "-",
+    "\"",
+    "'",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "|",
+    "|+",
+    ">-",
+    "\n",
+    "\n  ",
+    "\t",
+    "null",
+    "~",
+    "true",
+    "1e400",
+    "-0",
+    "0x1F",
+    "1_000",
+    "2001-01-01",
+    "type: ibek.repeat",
+    "type: ibek.wait_ip",
+    "entity_enabled: false",
+    "values: [1, 2]",
+    "_global.incrementor('c')",
+    "_global.set('x', 1)",
+    "env.HOME",
+    "ioc_name",
+    "é",
+    "\u{0}",
+    "\u{feff}",
+    "{}",
+    "[]",
+    "? ",
+    "!!str ",
+    "!!binary ",
+    "%YAML 1.2\n---\n",
+    "...",
+    "---\n",
 ];
 
 /// xorshift64*: a tiny deterministic generator, enough to pick mutations.
@@ -122,7 +176,9 @@ fn read_case(case: &Path) -> (String, Vec<String>) {
 
 #[test]
 fn mutated_inputs_never_panic() {
-    let Some(shared) = util::shared_dir() else { return };
+    let Some(shared) = util::shared_dir() else {
+        return;
+    };
     let iterations: usize = std::env::var("IOCRUN_FUZZ_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -160,10 +216,12 @@ fn mutated_inputs_never_panic() {
         match outcome {
             Ok(Ok(_)) => ok += 1,
             Ok(Err(_)) => rejected += 1,
-            Err(_) => panic!(
-                "render panicked on iteration {i} (seed {seed:#x}); instance:\n{instance}"
-            ),
+            Err(_) => {
+                panic!("render panicked on iteration {i} (seed {seed:#x}); instance:\n{instance}")
+            }
         }
     }
-    eprintln!("fuzz harness: {iterations} mutated inputs, {ok} rendered, {rejected} rejected, 0 panics");
+    eprintln!(
+        "fuzz harness: {iterations} mutated inputs, {ok} rendered, {rejected} rejected, 0 panics"
+    );
 }

@@ -5,11 +5,14 @@
 //! `scripts/install-test-deps.sh` writes; `scripts/test.sh` sets them.
 
 mod autosave; // iocrun autosave vs ibek runtime generate-autosave
+mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
 mod msi_gen; // seeded input generator for the msi property test
 mod place_files; // iocrun place-files vs ibek runtime place-files
 mod pvi;
 mod render; // iocrun generate vs ibek runtime generate2: conformance cases, probes, sdist samples
+mod render_fixtures; // our instances over real support modules vs ibek 4.8.2 goldens; embedded epics.*
+mod schema; // iocrun schema vs ibek ioc generate-schema; validated with jsonschema/check-jsonschema
 mod util;
 mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners
 

@@ -103,7 +103,11 @@ impl Fixture {
         std::fs::create_dir_all(&pvi_defs).expect("pvi-defs");
         for p in &self.pvi {
             let files: Vec<PathBuf> = if p.is_dir() {
-                std::fs::read_dir(p).expect("pvi dir").flatten().map(|e| e.path()).collect()
+                std::fs::read_dir(p)
+                    .expect("pvi dir")
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect()
             } else {
                 vec![p.clone()]
             };
@@ -206,13 +210,19 @@ fn fixtures_render_like_ibek() {
     let mut failed = Vec::new();
     let mut passed = 0;
     for name in &names {
-        let Some(fx) = Fixture::load(name) else { return };
+        let Some(fx) = Fixture::load(name) else {
+            return;
+        };
         match fx.check() {
             Ok(()) => passed += 1,
             Err(why) => failed.push((name.clone(), why)),
         }
     }
-    eprintln!("render fixtures: {passed} passed, {} failed of {}", failed.len(), names.len());
+    eprintln!(
+        "render fixtures: {passed} passed, {} failed of {}",
+        failed.len(),
+        names.len()
+    );
     let unexpected: Vec<_> = failed
         .iter()
         .filter(|(n, _)| !KNOWN_FAILURES.iter().any(|(k, _)| k == n))
@@ -220,7 +230,10 @@ fn fixtures_render_like_ibek() {
     for (name, why) in &failed {
         eprintln!("FAIL {name}: {why}");
     }
-    assert!(unexpected.is_empty(), "fixtures differ from ibek: {unexpected:#?}");
+    assert!(
+        unexpected.is_empty(),
+        "fixtures differ from ibek: {unexpected:#?}"
+    );
 }
 
 /// The demo rendered the way a container does it: no `--definitions`, the image's ibek-defs
@@ -228,7 +241,9 @@ fn fixtures_render_like_ibek() {
 /// the definitions embedded in iocrun. Same bytes as ibek with both files given.
 #[test]
 fn demo_renders_with_embedded_definitions() {
-    let Some(fx) = Fixture::load("demo") else { return };
+    let Some(fx) = Fixture::load("demo") else {
+        return;
+    };
     let env = util::TestEnv::new();
     std::fs::create_dir_all(env.root().join("ibek-defs")).expect("ibek-defs");
     let out = env
@@ -244,7 +259,11 @@ fn demo_renders_with_embedded_definitions() {
         .arg(env.root().join("opi"))
         .output()
         .expect("run iocrun");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for file in ["st.cmd", "ioc.subst"] {
         let actual = std::fs::read_to_string(env.runtime_dir().join(file)).expect(file);
         assert_text_eq(file, &fx.expected(file).expect("golden"), &actual);
@@ -255,7 +274,9 @@ fn demo_renders_with_embedded_definitions() {
 /// ioc.subst when that file is left out and iocrun's embedded definitions stand in for it.
 #[test]
 fn embedded_epics_matches_ibek_support_on_real_instances() {
-    let Some(shared) = util::shared_dir() else { return };
+    let Some(shared) = util::shared_dir() else {
+        return;
+    };
     let cases = shared.join("conformance/ibek/cases");
     let mut checked = 0;
     let mut failed = Vec::new();
@@ -272,7 +293,11 @@ fn embedded_epics_matches_ibek_support_on_real_instances() {
             continue;
         }
         let fx = Fixture {
-            name: case.file_name().expect("name").to_string_lossy().into_owned(),
+            name: case
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
             dir: case.join("input"),
             defs: defs
                 .iter()
@@ -293,19 +318,29 @@ fn embedded_epics_matches_ibek_support_on_real_instances() {
         let out = fx.generate(tmp.path());
         checked += 1;
         if !out.status.success() {
-            failed.push(format!("{}: {}", fx.name, String::from_utf8_lossy(&out.stderr)));
+            failed.push(format!(
+                "{}: {}",
+                fx.name,
+                String::from_utf8_lossy(&out.stderr)
+            ));
             continue;
         }
         for file in ["st.cmd", "ioc.subst"] {
             let expected = std::fs::read_to_string(case.join("expected").join(file)).expect(file);
-            let actual = std::fs::read_to_string(tmp.path().join("runtime").join(file))
-                .unwrap_or_default();
+            let actual =
+                std::fs::read_to_string(tmp.path().join("runtime").join(file)).unwrap_or_default();
             if expected != actual {
                 failed.push(format!("{}: {file} differs", fx.name));
             }
         }
     }
-    eprintln!("embedded epics: {} of {checked} cases identical", checked - failed.len());
-    assert!(checked >= 10, "expected the conformance cases that use epics.*");
+    eprintln!(
+        "embedded epics: {} of {checked} cases identical",
+        checked - failed.len()
+    );
+    assert!(
+        checked >= 10,
+        "expected the conformance cases that use epics.*"
+    );
     assert!(failed.is_empty(), "{failed:#?}");
 }

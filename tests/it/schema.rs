@@ -9,16 +9,13 @@ use std::process::Command;
 use crate::render_fixtures::{fixture_names, Fixture};
 use crate::util::{self, assert_text_eq};
 
-/// Sample schemas whose bytes differ while the JSON is equal, with the reason.
-const JSON_EQUAL_ONLY: &[(&str, &str)] = &[(
-    "dlsPLC.ibek.ioc.schema.json",
-    "parameter order after a `<<:` merge of several anchors puts `desc` elsewhere (key order only)",
-)];
-
 /// The ibek sdist's schema files and the support files `generate_samples.sh` made each from.
 const SAMPLE_SCHEMAS: &[(&str, &[&str])] = &[
     ("quadem.ibek.ioc.schema.json", &["ADCore", "quadem"]),
-    ("quadem_repeat.ibek.ioc.schema.json", &["ADCore", "quadem_repeat"]),
+    (
+        "quadem_repeat.ibek.ioc.schema.json",
+        &["ADCore", "quadem_repeat"],
+    ),
     ("single.ibek.ioc.schema.json", &["motorSim"]),
     ("motorSim.ibek.ioc.schema.json", &["asyn", "motorSim"]),
     ("utils.ibek.ioc.schema.json", &["utils"]),
@@ -33,12 +30,17 @@ const SAMPLE_SCHEMAS: &[(&str, &[&str])] = &[
 /// Run `iocrun schema` with these definitions into `out`; the schema text.
 fn schema(defs: &[PathBuf], out: &Path) -> String {
     let mut cmd = util::iocrun();
-    cmd.env("EPICS_ROOT", out.parent().expect("parent")).arg("schema");
+    cmd.env("EPICS_ROOT", out.parent().expect("parent"))
+        .arg("schema");
     for d in defs {
         cmd.arg("--definitions").arg(d);
     }
     let res = cmd.arg("-o").arg(out).output().expect("run iocrun schema");
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     std::fs::read_to_string(out).expect("schema written")
 }
 
@@ -48,20 +50,22 @@ fn json(text: &str) -> serde_json::Value {
 
 #[test]
 fn schema_matches_ibek_samples() {
-    let Some(samples) = util::tool_var("IOCRUN_IBEK_SAMPLES") else { return };
+    let Some(samples) = util::tool_var("IOCRUN_IBEK_SAMPLES") else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("temp dir");
     for (file, modules) in SAMPLE_SCHEMAS {
         let defs: Vec<PathBuf> = modules
             .iter()
-            .map(|m| samples.join("support").join(format!("{m}.ibek.support.yaml")))
+            .map(|m| {
+                samples
+                    .join("support")
+                    .join(format!("{m}.ibek.support.yaml"))
+            })
             .collect();
         let ours = schema(&defs, &tmp.path().join(file));
         let theirs = std::fs::read_to_string(samples.join("schemas").join(file)).expect(file);
-        if JSON_EQUAL_ONLY.iter().any(|(f, _)| f == file) {
-            assert_eq!(json(&ours), json(&theirs), "{file}");
-        } else {
-            assert_text_eq(file, &theirs, &ours);
-        }
+        assert_text_eq(file, &theirs, &ours);
     }
 }
 
@@ -69,8 +73,12 @@ fn schema_matches_ibek_samples() {
 fn schema_matches_ibek_on_fixture_definitions() {
     let mut compared = 0;
     for name in fixture_names() {
-        let Some(fx) = Fixture::load(&name) else { return };
-        let Some(expected) = fx.expected("ioc.schema.json") else { continue };
+        let Some(fx) = Fixture::load(&name) else {
+            return;
+        };
+        let Some(expected) = fx.expected("ioc.schema.json") else {
+            continue;
+        };
         let tmp = tempfile::tempdir().expect("temp dir");
         let ours = schema(&fx.defs, &tmp.path().join("ioc.schema.json"));
         assert_text_eq(&format!("{name} ioc.schema.json"), &expected, &ours);
@@ -89,7 +97,11 @@ fn schema_defaults_to_ibek_defs_and_embedded_epics() {
         "module: dev\nentity_models:\n  - name: Box\n    description: a box\n    parameters:\n      size: {type: int, description: edge, default: 3}\n",
     );
     let out = env.iocrun().arg("schema").output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).expect("utf-8");
     assert!(text.ends_with("}\n"));
     let v = json(&text);
@@ -102,7 +114,10 @@ fn schema_defaults_to_ibek_defs_and_embedded_epics() {
 #[test]
 fn schema_reports_a_bad_support_file() {
     let env = util::TestEnv::new();
-    let bad = env.write("bad.ibek.support.yaml", "module: x\nentity_models:\n  - name: A\n");
+    let bad = env.write(
+        "bad.ibek.support.yaml",
+        "module: x\nentity_models:\n  - name: A\n",
+    );
     let out = env
         .iocrun()
         .args(["schema", "--definitions"])
@@ -114,18 +129,39 @@ fn schema_reports_a_bad_support_file() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.ibek.support.yaml"), "{err}");
-    assert!(!env.root().join("s.json").exists(), "nothing written on error");
+    assert!(
+        !env.root().join("s.json").exists(),
+        "nothing written on error"
+    );
 }
 
 /// Instances that break the schema, each on top of a valid lab-quirks style instance.
 const BROKEN: &[(&str, &str)] = &[
     ("unknown type", "  - type: lab.Nope\n    name: X\n"),
-    ("missing required arg", "  - type: lab.Controller\n    name: L9\n    P: X\n"),
-    ("extra arg", "  - type: lab.Controller\n    name: L9\n    P: X\n    host: h\n    colour: red\n"),
-    ("bad enum", "  - type: lab.Channel\n    controller: L9\n    index: 1\n    mode: ohms\n"),
-    ("word for an int", "  - type: lab.Channel\n    controller: L9\n    index: one\n"),
-    ("list for a str", "  - type: lab.Controller\n    name: [L9]\n    P: X\n    host: h\n"),
-    ("bad wait timeout", "  - type: ibek.wait_ip\n    address: h:1\n    timeout: soon\n"),
+    (
+        "missing required arg",
+        "  - type: lab.Controller\n    name: L9\n    P: X\n",
+    ),
+    (
+        "extra arg",
+        "  - type: lab.Controller\n    name: L9\n    P: X\n    host: h\n    colour: red\n",
+    ),
+    (
+        "bad enum",
+        "  - type: lab.Channel\n    controller: L9\n    index: 1\n    mode: ohms\n",
+    ),
+    (
+        "word for an int",
+        "  - type: lab.Channel\n    controller: L9\n    index: one\n",
+    ),
+    (
+        "list for a str",
+        "  - type: lab.Controller\n    name: [L9]\n    P: X\n    host: h\n",
+    ),
+    (
+        "bad wait timeout",
+        "  - type: ibek.wait_ip\n    address: h:1\n    timeout: soon\n",
+    ),
 ];
 
 const VALID_HEAD: &str = "ioc_name: x\ndescription: d\nentities:\n  - type: lab.Controller\n    name: L9\n    P: X\n    host: h\n";
@@ -151,13 +187,24 @@ for path in sys.argv[2:]:
         .args(instances)
         .output()
         .expect("run python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Some(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 #[test]
 fn schema_accepts_valid_instances_and_rejects_broken_ones() {
-    let Some(fx) = Fixture::load("lab-quirks") else { return };
+    let Some(fx) = Fixture::load("lab-quirks") else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("temp dir");
     let schema_path = tmp.path().join("ioc.schema.json");
     schema(&fx.defs, &schema_path);
@@ -170,24 +217,34 @@ fn schema_accepts_valid_instances_and_rejects_broken_ones() {
     let valid_extra = tmp.path().join("valid.yaml");
     std::fs::write(&valid_extra, format!("{VALID_HEAD}  - type: lab.Channel\n    controller: L9\n    index: \"{{{{ 1 + 1 }}}}\"\n    mode: amps\n")).expect("write");
     instances.push(valid_extra);
-    let Some(results) = validate(&schema_path, &instances) else { return };
+    let Some(results) = validate(&schema_path, &instances) else {
+        return;
+    };
     assert_eq!(results.len(), instances.len(), "{results:?}");
     assert_eq!(results[0], "ok", "the lab-quirks instance is valid");
     for (i, (what, _)) in BROKEN.iter().enumerate() {
         assert!(results[i + 1].starts_with("invalid"), "{what} accepted");
     }
-    assert_eq!(results.last().map(String::as_str), Some("ok"), "Jinja for an int is valid");
+    assert_eq!(
+        results.last().map(String::as_str),
+        Some("ok"),
+        "Jinja for an int is valid"
+    );
 }
 
 /// Every fixture instance ibek renders is valid against the schema of its definitions, checked
 /// by the `check-jsonschema` command a services repository's CI would run.
 #[test]
 fn check_jsonschema_accepts_every_fixture_instance() {
-    let Some(python) = util::tool_var("IOCRUN_PYTHON") else { return };
+    let Some(python) = util::tool_var("IOCRUN_PYTHON") else {
+        return;
+    };
     let check = python.with_file_name("check-jsonschema");
     let mut checked = 0;
     for name in fixture_names() {
-        let Some(fx) = Fixture::load(&name) else { return };
+        let Some(fx) = Fixture::load(&name) else {
+            return;
+        };
         if fx.expected("error.txt").is_some() {
             continue;
         }
