@@ -42,6 +42,18 @@ pub enum Command {
     Autosave(AutosaveArgs),
     /// Write the JSON schema of ioc.yaml for the definitions (ibek ioc generate-schema).
     Schema(SchemaArgs),
+    /// Read one PV over Channel Access and print it as caget does.
+    Caget(CagetArgs),
+}
+
+/// `iocrun caget`.
+#[derive(Debug, Args)]
+pub struct CagetArgs {
+    /// The PV name.
+    pub pv: String,
+    /// Seconds to wait for the search and the read (caget's -w).
+    #[arg(short = 'w', value_name = "SECONDS", default_value = "1", value_parser = seconds)]
+    pub wait: Duration,
 }
 
 /// `iocrun wait`.

@@ -36,6 +36,9 @@ pub enum Error {
     /// Autosave request generation.
     #[error(transparent)]
     Autosave(#[from] crate::expand::AutosaveError),
+    /// A Channel Access read (`iocrun caget`).
+    #[error(transparent)]
+    Ca(#[from] crate::serve::ca::CaError),
 }
 
 impl Error {
@@ -54,6 +57,8 @@ impl Error {
             Error::Pvi(_) => ExitCode::from(1),
             Error::Console(_) => ExitCode::from(1),
             Error::Expand(_) | Error::Autosave(_) => ExitCode::from(1),
+            // caget exits 1 when the PV could not be read
+            Error::Ca(_) => ExitCode::from(1),
         }
     }
 }

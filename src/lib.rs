@@ -18,4 +18,5 @@ pub mod paths;
 pub mod place;
 pub mod pvi;
 pub mod render;
+pub mod serve;
 pub mod wait;

@@ -5,6 +5,7 @@ pub mod autosave;
 pub mod check;
 pub mod expand;
 pub mod generate;
+mod caget;
 mod place_files;
 mod pvi;
 mod schema;
@@ -28,5 +29,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Expand(args) => expand::run(args),
         Command::Autosave(args) => autosave::run(args),
         Command::Schema(args) => schema::run(&args),
+        Command::Caget(args) => caget::run(args),
     }
 }
