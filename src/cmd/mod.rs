@@ -2,10 +2,10 @@
 
 pub mod attach;
 pub mod autosave;
+mod caget;
 pub mod check;
 pub mod expand;
 pub mod generate;
-mod caget;
 mod place_files;
 mod pvi;
 mod schema;
