@@ -5,8 +5,8 @@
 //! `scripts/install-test-deps.sh` writes; `scripts/test.sh` sets them.
 
 mod autosave; // iocrun autosave vs ibek runtime generate-autosave
-mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics
 mod ca; // iocrun caget vs EPICS caget on a loopback softIoc
+mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
 mod msi_gen; // seeded input generator for the msi property test
 mod place_files; // iocrun place-files vs ibek runtime place-files
