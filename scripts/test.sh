@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs every test dependency, then runs
 # fmt, clippy and all tests (unit, integration, conformance against ../shared).
+# Ends with one summary line, `Summary: N passed, M failed`, over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh >/dev/null
@@ -8,4 +9,13 @@ bash scripts/install-test-deps.sh >/dev/null
 source "${IOCRUN_TOOLS:-$HOME/.cache/iocrun/tools}/env.sh"
 cargo fmt --check
 cargo clippy --all-targets -q -- -D warnings
-cargo test --no-fail-fast 2>&1
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --no-fail-fast 2>&1 | tee "$log" || status=$?
+# cargo prints one `test result:` line per test binary (the last one is often the doc-tests
+# binary with 0 tests); add them up so the closing line speaks for the whole suite.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "Summary: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
