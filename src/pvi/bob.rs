@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::device::{ReadWidget, TextFormat, WriteWidget};
-use super::layout::{Bounds, PvWidget, Screen, Widget};
+use super::widget::{Bounds, PvWidget, Screen, Widget};
 use super::xml::{self, Element};
 use super::PviError;
 

@@ -1,9 +1,10 @@
 //! PVI: `*.pvi.device.yaml` → Phoebus `.bob` engineering screens, `index.bob` and the
 //! `.pvi.template` that publishes a device's PVI structure over PVAccess (spec pvi.md).
 //!
-//! This module owns the device model and its parent/include resolution (`device`, `resolve`),
-//! the DLS screen layout (`layout`), the `.bob` XML (`bob`, `xml`) and the template
-//! (`template`), and the ibek glue for a whole IOC (`ioc`). The reference is pvi 0.14.4 as ibek 4.8.2 drives it; outputs are byte for
+//! This module owns the device model (`device`, with its YAML mirror in `raw`) and its
+//! parent/include resolution (`resolve`), the DLS screen layout (`layout`, producing `widget`s),
+//! the `.bob` XML (`bob`, `xml`), the template (`template`), and the ibek glue for a whole IOC
+//! (`ioc`). The reference is pvi 0.14.4 as ibek 4.8.2 drives it; outputs are byte for
 //! byte the same, apart from the write-button fix listed in docs/compat.md. It reads files
 //! only; callers decide where outputs go.
 
@@ -11,8 +12,10 @@ mod bob;
 mod device;
 mod ioc;
 mod layout;
+mod raw;
 mod resolve;
 mod template;
+mod widget;
 mod xml;
 
 use std::path::PathBuf;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-use super::device::{Component, Device, Include, Kind, Layout, Node, RawDevice, Validate};
+use super::device::{Component, Device, Include, Kind, Layout, Node};
+use super::raw::{RawDevice, Validate};
 use super::PviError;
 
 /// Read and validate one `*.pvi.device.yaml` (no parents resolved).
@@ -91,7 +92,7 @@ fn locate_node(item: &serde_yaml::Value, key: &str) -> Option<(String, String)> 
         (_, _, Some((v, k))) => check::<Layout>(v, k),
         _ => None,
     };
-    inner.or_else(|| check::<super::device::RawNode>(item, key.to_owned()))
+    inner.or_else(|| check::<super::raw::RawNode>(item, key.to_owned()))
 }
 
 /// The device name: the file name up to its first `.`.
