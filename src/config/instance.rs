@@ -23,8 +23,11 @@ pub struct Instance {
 pub struct RawEntity {
     /// Position in this file's `entities` list.
     pub index: usize,
-    /// 1-based line of the item, when the file is block-style YAML.
+    /// 1-based line and column of the item.
     pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Where each key of the item is (name, line, column).
+    pub keys: Vec<(String, usize, usize)>,
     pub value: Value,
 }
 
@@ -32,6 +35,14 @@ impl RawEntity {
     /// The `type` key, when it is a string.
     pub fn type_name(&self) -> Option<&str> {
         self.value.get("type").and_then(Value::as_str)
+    }
+
+    /// The line and column of one of the item's keys.
+    pub fn key_position(&self, key: &str) -> Option<(usize, usize)> {
+        self.keys
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, l, c)| (*l, *c))
     }
 
     /// The mapping, when the item is one.
@@ -52,7 +63,7 @@ impl Instance {
 
     /// Check instance text (named by `path` in errors).
     pub fn parse(path: &Path, text: &str) -> Result<Instance, ConfigError> {
-        let value = yaml::parse(path, text)?;
+        let (value, locations) = yaml::parse_located(path, text)?;
         let err = |line: Option<usize>, message: String| ConfigError::Instance {
             path: path.to_owned(),
             line,
@@ -92,14 +103,15 @@ impl Instance {
                 ))
             }
         };
-        let lines = yaml::entity_lines(text);
         let entities = match map.get("entities") {
             Some(Value::Sequence(seq)) => seq
                 .iter()
                 .enumerate()
                 .map(|(index, v)| RawEntity {
                     index,
-                    line: lines.get(index).copied(),
+                    line: locations.items.get(index).map(|p| p.0),
+                    column: locations.items.get(index).map(|p| p.1),
+                    keys: locations.keys.get(index).cloned().unwrap_or_default(),
                     value: v.clone(),
                 })
                 .collect(),

@@ -22,7 +22,7 @@ pub use support::{
     Database, Define, EntityModel, EntityPvi, EnvVar, Param, ParamKind, ScriptItem, Support,
     Validation,
 };
-pub use yaml::{load as load_yaml, parse as parse_yaml};
+pub use yaml::{load as load_yaml, parse as parse_yaml, parse_located, EntityLocations};
 
 /// A support or instance file that cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use serde_yaml::{Mapping, Value};
+use yaml_rust2::parser::{Event, Parser, Tag};
+use yaml_rust2::scanner::TScalarStyle;
 
 use super::ConfigError;
 
@@ -18,26 +20,272 @@ pub fn load(path: &Path) -> Result<Value, ConfigError> {
 
 /// Parse YAML text (named by `path` in errors).
 pub fn parse(path: &Path, text: &str) -> Result<Value, ConfigError> {
-    // an empty document is YAML null, as ruamel returns None for it
-    if text.trim().is_empty() {
-        return Ok(Value::Null);
-    }
-    let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
-        let loc = e.location();
-        ConfigError::Yaml {
-            path: path.to_owned(),
-            line: loc.as_ref().map(|l| l.line()),
-            column: loc.as_ref().map(|l| l.column()),
-            message: e.to_string(),
+    parse_located(path, text).map(|(v, _)| v)
+}
+
+/// Where the items of the top-level `entities:` list and their keys are (1-based line, 1-based
+/// column), for error messages.
+#[derive(Debug, Clone, Default)]
+pub struct EntityLocations {
+    pub items: Vec<(usize, usize)>,
+    pub keys: Vec<Vec<(String, usize, usize)>>,
+}
+
+/// Parse YAML text and note where the `entities:` items and their keys are.
+pub fn parse_located(path: &Path, text: &str) -> Result<(Value, EntityLocations), ConfigError> {
+    let err = |line: usize, column: usize, message: String| ConfigError::Yaml {
+        path: path.to_owned(),
+        line: Some(line),
+        column: Some(column),
+        message,
+    };
+    let mut parser = Parser::new_from_str(text);
+    let mut b = Builder::default();
+    loop {
+        let (ev, mark) = parser
+            .next_token()
+            .map_err(|e| err(e.marker().line(), e.marker().col() + 1, e.info().to_owned()))?;
+        let (line, col) = (mark.line(), mark.col() + 1);
+        match ev {
+            Event::StreamEnd => break,
+            Event::DocumentEnd if b.root.is_some() => break,
+            Event::Scalar(text, style, anchor, tag) => {
+                b.note_start(line, col, Some(&text));
+                let v = resolve_scalar(&text, style, tag.as_ref());
+                b.finish(v, anchor).map_err(|m| err(line, col, m))?;
+            }
+            Event::Alias(id) => {
+                b.note_start(line, col, None);
+                let v = b.anchors.get(&id).cloned().unwrap_or(Value::Null);
+                b.finish(v, 0).map_err(|m| err(line, col, m))?;
+            }
+            Event::SequenceStart(anchor, _) => {
+                b.note_start(line, col, None);
+                b.stack.push(Frame::Seq(Vec::new(), anchor));
+            }
+            Event::MappingStart(anchor, _) => {
+                b.note_start(line, col, None);
+                b.stack.push(Frame::Map(Mapping::new(), None, anchor));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (v, anchor) = match b.stack.pop() {
+                    Some(Frame::Seq(items, a)) => (Value::Sequence(items), a),
+                    Some(Frame::Map(m, _, a)) => (Value::Mapping(m), a),
+                    None => (Value::Null, 0),
+                };
+                b.finish(v, anchor).map_err(|m| err(line, col, m))?;
+            }
+            _ => {}
         }
-    })?;
+    }
+    let mut value = b.root.unwrap_or(Value::Null);
     merge(&mut value).map_err(|message| ConfigError::Yaml {
         path: path.to_owned(),
         line: None,
         column: None,
         message,
     })?;
-    Ok(value)
+    Ok((value, b.locations))
+}
+
+enum Frame {
+    Seq(Vec<Value>, usize),
+    /// The mapping, the key waiting for its value, the anchor id.
+    Map(Mapping, Option<Value>, usize),
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: std::collections::HashMap<usize, Value>,
+    root: Option<Value>,
+    locations: EntityLocations,
+}
+
+impl Builder {
+    /// Record positions: an item of the top-level `entities` list starts, or a key of one.
+    fn note_start(&mut self, line: usize, col: usize, scalar: Option<&str>) {
+        match self.stack.as_slice() {
+            [Frame::Map(_, Some(k), _), Frame::Seq(items, _)] if k.as_str() == Some("entities") => {
+                let _ = items;
+                self.locations.items.push((line, col));
+                self.locations.keys.push(Vec::new());
+            }
+            [Frame::Map(_, Some(k), _), Frame::Seq(_, _), Frame::Map(_, None, _)]
+                if k.as_str() == Some("entities") =>
+            {
+                if let (Some(name), Some(keys)) = (scalar, self.locations.keys.last_mut()) {
+                    keys.push((name.to_owned(), line, col));
+                    // a block mapping's start mark can sit after its first key
+                    if let Some(item) = self.locations.items.last_mut() {
+                        *item = (*item).min((line, col));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A node is complete: attach it to its parent.
+    fn finish(&mut self, v: Value, anchor: usize) -> Result<(), String> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, v.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(v);
+                }
+            }
+            Some(Frame::Seq(items, _)) => items.push(v),
+            Some(Frame::Map(map, pending, _)) => match pending.take() {
+                None => {
+                    // ruamel: DuplicateKeyError (merge keys may repeat)
+                    if map.contains_key(&v) && v.as_str() != Some("<<") {
+                        return Err(format!(
+                            "found duplicate key {} (duplicate keys are not allowed)",
+                            serde_yaml::to_string(&v).unwrap_or_default().trim()
+                        ));
+                    }
+                    *pending = Some(v);
+                }
+                Some(k) => {
+                    if k.as_str() == Some("<<") {
+                        // keep every merge source; `merge` resolves them
+                        let merged = match map.shift_remove("<<") {
+                            Some(Value::Sequence(mut s)) => {
+                                s.push(v);
+                                Value::Sequence(s)
+                            }
+                            Some(old) => Value::Sequence(vec![old, v]),
+                            None => v,
+                        };
+                        map.insert(k, merged);
+                    } else {
+                        map.insert(k, v);
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// ruamel's safe resolver (YAML 1.2 core plus its extras): plain scalars become null, bools,
+/// ints (`0x1F`, `0o17`, `017` = 17, `1_000`), floats (`1e3`, `.5`, `.inf`), dates; quoted and
+/// block scalars stay strings.
+fn resolve_scalar(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Value {
+    if let Some(t) = tag {
+        let v = Value::String(text.to_owned());
+        return match t.suffix.as_str() {
+            "str" => v,
+            "int" | "float" | "bool" | "null" => resolve_plain(text),
+            _ => v,
+        };
+    }
+    if style != TScalarStyle::Plain {
+        return Value::String(text.to_owned());
+    }
+    resolve_plain(text)
+}
+
+fn resolve_plain(s: &str) -> Value {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Some(i) = plain_int(s) {
+        return Value::Number(i.into());
+    }
+    if let Some(f) = plain_float(s) {
+        return Value::Number(f.into());
+    }
+    if is_date(s) {
+        return Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: serde_yaml::value::Tag::new("date"),
+            value: Value::String(s.to_owned()),
+        }));
+    }
+    Value::String(s.to_owned())
+}
+
+fn plain_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() || body.starts_with('_') || body.ends_with('_') {
+        return None;
+    }
+    let clean = body.replace('_', "");
+    let v = if let Some(h) = clean.strip_prefix("0x") {
+        i64::from_str_radix(h, 16).ok()?
+    } else if let Some(o) = clean.strip_prefix("0o") {
+        i64::from_str_radix(o, 8).ok()?
+    } else if let Some(b) = clean.strip_prefix("0b") {
+        i64::from_str_radix(b, 2).ok()?
+    } else if clean.bytes().all(|c| c.is_ascii_digit()) {
+        clean.parse().ok()?
+    } else {
+        return None;
+    };
+    Some(if neg { -v } else { v })
+}
+
+fn plain_float(s: &str) -> Option<f64> {
+    let body = s.trim_start_matches(['-', '+']);
+    let neg = s.starts_with('-');
+    match body {
+        ".inf" | ".Inf" | ".INF" => {
+            return Some(if neg {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        }
+        ".nan" | ".NaN" | ".NAN" if body.len() == s.len() => return Some(f64::NAN),
+        _ => {}
+    }
+    let clean = body.replace('_', "");
+    let mut chars = clean.chars().peekable();
+    let mut digits = 0;
+    let mut dot = false;
+    while let Some(&c) = chars.peek() {
+        if c.is_ascii_digit() {
+            digits += 1;
+        } else if c == '.' && !dot {
+            dot = true;
+        } else {
+            break;
+        }
+        chars.next();
+    }
+    let rest: String = chars.collect();
+    let exp_ok = rest.is_empty()
+        || (rest.len() > 1
+            && rest.starts_with(['e', 'E'])
+            && rest[1..]
+                .trim_start_matches(['-', '+'])
+                .bytes()
+                .all(|c| c.is_ascii_digit())
+            && !rest[1..].trim_start_matches(['-', '+']).is_empty());
+    if digits == 0 || !exp_ok || (!dot && rest.is_empty()) {
+        return None;
+    }
+    let v: f64 = clean.parse().ok()?;
+    Some(if neg { -v } else { v })
+}
+
+fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 3
+        && parts[0].len() == 4
+        && (1..=2).contains(&parts[1].len())
+        && (1..=2).contains(&parts[2].len())
+        && parts.iter().all(|p| p.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// Resolve `<<` merge keys bottom-up. ruamel puts merged pairs first (the last map of a merge
@@ -85,38 +333,6 @@ fn merge(value: &mut Value) -> Result<(), String> {
     }
 }
 
-/// The 1-based line of each item of the top-level `entities:` list, found by indentation
-/// (block style only; `None` for flow style). Used to point errors at the entity's line.
-pub fn entity_lines(text: &str) -> Vec<usize> {
-    let mut lines = Vec::new();
-    let mut in_entities = false;
-    let mut item_indent: Option<usize> = None;
-    for (no, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let indent = line.len() - trimmed.len();
-        if indent == 0 && !trimmed.starts_with("- ") && trimmed != "-" {
-            in_entities = trimmed.starts_with("entities:");
-            item_indent = None;
-            continue;
-        }
-        if !in_entities || !(trimmed.starts_with("- ") || trimmed == "-") {
-            continue;
-        }
-        match item_indent {
-            None => {
-                item_indent = Some(indent);
-                lines.push(no + 1);
-            }
-            Some(i) if i == indent => lines.push(no + 1),
-            _ => {}
-        }
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +373,28 @@ mod tests {
 
     #[test]
     fn finds_entity_lines() {
-        let text = "ioc_name: x\nentities:\n  - type: a\n    x: 1\n\n  - type: b\n    l:\n      - 1\nother: 2\n";
-        assert_eq!(entity_lines(text), vec![3, 6]);
+        let text =
+            "ioc_name: x\nentities:\n  - type: a\n    x: 1\n\n  - {type: b, l: [1]}\nother: 2\n";
+        let (_, locs) = parse_located(Path::new("t"), text).unwrap();
+        assert_eq!(locs.items, vec![(3, 5), (6, 5)]);
+        assert_eq!(locs.keys[0][1], ("x".to_owned(), 4, 5));
+        assert_eq!(locs.keys[1][1], ("l".to_owned(), 6, 15));
+    }
+
+    #[test]
+    fn ruamel_scalars() {
+        let v = p(
+            "a: 017\nb: 1_000\nc: 1e3\nd: .5\ne: '017'\nf: 2001-01-01\ng: -0\nh: +12\ni: 1.0.0\n",
+        )
+        .unwrap();
+        assert_eq!(v["a"], Value::from(17));
+        assert_eq!(v["b"], Value::from(1000));
+        assert_eq!(v["c"], Value::from(1000.0));
+        assert_eq!(v["d"], Value::from(0.5));
+        assert_eq!(v["e"], Value::from("017"));
+        assert!(matches!(v["f"], Value::Tagged(_)));
+        assert_eq!(v["g"], Value::from(0));
+        assert_eq!(v["h"], Value::from(12));
+        assert_eq!(v["i"], Value::from("1.0.0"));
     }
 }

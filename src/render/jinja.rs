@@ -19,7 +19,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Kwargs, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, FormatStyle, State, UndefinedBehavior};
 
-use super::objects::{value_error, EnvMap, Globals};
+use super::objects::{value_error, EnvMap, Globals, PyTuple};
 use super::pyvalue::{as_float_only, coerce, parse_py_float, py_repr, py_str};
 
 /// The render types that coerce with `literal_eval` (ibek `Utils.typs`).
@@ -63,6 +63,9 @@ impl Engine {
         env.add_global("env", Value::from_object(EnvMap));
         env.add_function("__pymod", |a: Value, b: Value| py_mod(&a, &b, false));
         env.add_function("__pymod_t", |a: Value, b: Value| py_mod(&a, &b, true));
+        env.add_function("__tuple", |items: Rest<Value>| {
+            Value::from_object(PyTuple(items.0))
+        });
         env.add_function("__pycat", |a: Value, b: Value| {
             Ok::<_, Error>(Value::from(py_str(&a) + &py_str(&b)))
         });
@@ -246,10 +249,14 @@ pub fn rewrite_operators(src: &str) -> String {
         let Ok(json) = serde_json::to_value(&ast) else {
             return s;
         };
-        let Some(op) = find_binop(&json) else {
-            return s;
+        let next = match find_binop(&json) {
+            Some(op) => splice(&s, &op),
+            None => match find_tuple(&json, &s) {
+                Some((start, end)) => splice_tuple(&s, start, end),
+                None => return s,
+            },
         };
-        let Some(next) = splice(&s, &op) else {
+        let Some(next) = next else {
             return s;
         };
         s = next;
@@ -259,7 +266,39 @@ pub fn rewrite_operators(src: &str) -> String {
 
 fn has_operator(s: &str) -> bool {
     let stripped = s.replace("{%", "").replace("%}", "");
-    stripped.contains('%') || stripped.contains('~')
+    stripped.contains('%')
+        || stripped.contains('~')
+        || (stripped.contains('(') && stripped.contains(','))
+}
+
+/// A parenthesised tuple literal `(a, b)` outside assignment targets: its byte span.
+fn find_tuple(v: &serde_json::Value, src: &str) -> Option<(usize, usize)> {
+    match v {
+        serde_json::Value::Object(map) => {
+            if map.get("expr").and_then(|e| e.as_str()) == Some("List") {
+                if let Some((start, end)) = span_of(v) {
+                    if src.as_bytes().get(start) == Some(&b'(') {
+                        return Some((start, end));
+                    }
+                }
+            }
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "target")
+                .find_map(|(_, v)| find_tuple(v, src))
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_tuple(v, src)),
+        _ => None,
+    }
+}
+
+fn splice_tuple(s: &str, start: usize, end: usize) -> Option<String> {
+    let inner = s.get(start + 1..end)?.trim_end().strip_suffix(')')?;
+    let inner = inner.trim_end().trim_end_matches(',');
+    Some(format!(
+        "{}__tuple({inner}){}",
+        s.get(..start)?,
+        s.get(end..)?
+    ))
 }
 
 struct FoundOp {
@@ -333,6 +372,7 @@ fn py_mod(a: &Value, b: &Value, tuple: bool) -> Result<Value, Error> {
         return Err(Error::from(ErrorKind::UndefinedError));
     }
     if let Some(fmt) = a.as_str() {
+        let tuple = tuple || b.downcast_object_ref::<PyTuple>().is_some();
         let args: Vec<Value> = if tuple {
             b.try_iter()?.collect()
         } else {
@@ -567,6 +607,13 @@ mod tests {
         assert_eq!(r("{{ 1e-5 }}"), "1e-05");
         assert_eq!(r("{{ x / 1 }}"), "5.0");
         assert_eq!(r("{{ [1, 'a'] }}"), "[1, 'a']");
+        assert_eq!(r("{{ (1, 'a') }}"), "(1, 'a')");
+        assert_eq!(r("{{ (x,) }}"), "(5,)");
+        assert_eq!(
+            r("{% for (a, b) in [(1, 2)] %}{{ a }}{{ b }}{% endfor %}"),
+            "12"
+        );
+        assert_eq!(r("{{ '%s/%s' % (x, 2) }}"), "5/2");
         assert_eq!(r("{{ true }}"), "True");
         assert_eq!(r("{{ 'v' ~ f }}"), "v2.28");
     }

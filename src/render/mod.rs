@@ -67,6 +67,7 @@ pub struct Outputs {
 pub struct EntityError {
     pub file: PathBuf,
     pub line: Option<usize>,
+    pub column: Option<usize>,
     /// Index in the file's `entities` list (of the top-level entity an expansion came from).
     pub index: Option<usize>,
     pub type_name: String,
@@ -81,7 +82,7 @@ impl std::fmt::Display for EntityError {
         write!(
             f,
             "{}: ",
-            crate::config::location(&self.file, self.line, None)
+            crate::config::location(&self.file, self.line, self.column)
         )?;
         if let Some(i) = self.index {
             write!(f, "entities.{i}.")?;

@@ -341,3 +341,29 @@ impl Object for EnvMap {
         Enumerator::Values(keys)
     }
 }
+
+/// A Python tuple: a sequence that prints as `(1, 2)` (minijinja parses tuples as lists).
+#[derive(Debug, Default)]
+pub struct PyTuple(pub Vec<Value>);
+
+impl Object for PyTuple {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let i = i64::try_from(key.clone()).ok()?;
+        let i = if i < 0 { self.0.len() as i64 + i } else { i };
+        self.0.get(usize::try_from(i).ok()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&super::pyvalue::py_str(&Value::from_dyn_object(
+            self.clone(),
+        )))
+    }
+}

@@ -3,7 +3,7 @@
 
 use minijinja::value::{Value, ValueKind};
 
-use super::objects::{Entity, PyList};
+use super::objects::{Entity, PyList, PyTuple};
 
 /// YAML as loaded by ruamel becomes Python objects; here, minijinja values.
 pub fn from_yaml(v: &serde_yaml::Value) -> Value {
@@ -23,7 +23,45 @@ pub fn from_yaml(v: &serde_yaml::Value) -> Value {
         Y::String(s) => Value::from(s.as_str()),
         Y::Sequence(s) => Value::from(s.iter().map(from_yaml).collect::<Vec<_>>()),
         Y::Mapping(m) => Value::from_iter(m.iter().map(|(k, v)| (from_yaml(k), from_yaml(v)))),
+        Y::Tagged(t) if t.tag == "date" => match PyDate::parse(t.value.as_str().unwrap_or("")) {
+            Some(d) => Value::from_object(d),
+            None => from_yaml(&t.value),
+        },
         Y::Tagged(t) => from_yaml(&t.value),
+    }
+}
+
+/// A YAML date (`2001-01-01`), which ruamel loads as `datetime.date`.
+#[derive(Debug, Clone, Copy)]
+pub struct PyDate {
+    year: u32,
+    month: u32,
+    day: u32,
+}
+
+impl PyDate {
+    fn parse(s: &str) -> Option<PyDate> {
+        let mut it = s.split('-').map(|p| p.parse::<u32>().ok());
+        Some(PyDate {
+            year: it.next()??,
+            month: it.next()??,
+            day: it.next()??,
+        })
+    }
+
+    /// `repr(date)`.
+    pub fn repr(&self) -> String {
+        format!("datetime.date({}, {}, {})", self.year, self.month, self.day)
+    }
+}
+
+impl minijinja::value::Object for PyDate {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Plain
+    }
+
+    fn render(self: &std::sync::Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
 }
 
@@ -95,6 +133,16 @@ fn py_repr_inner(v: &Value, quote: bool) -> String {
     }
     if let Some(l) = v.downcast_object_ref::<PyList>() {
         return seq_repr(l.items().iter());
+    }
+    if let Some(t) = v.downcast_object_ref::<PyTuple>() {
+        let parts: Vec<String> = t.0.iter().map(py_repr).collect();
+        return match parts.len() {
+            1 => format!("({},)", parts[0]),
+            _ => format!("({})", parts.join(", ")),
+        };
+    }
+    if let Some(d) = v.downcast_object_ref::<PyDate>() {
+        return if quote { d.repr() } else { v.to_string() };
     }
     match v.kind() {
         ValueKind::Undefined | ValueKind::None => "None".into(),

@@ -52,6 +52,8 @@ impl<'a> Resolver<'a> {
             let origin = Origin {
                 file: inst.path.clone(),
                 line: raw.line,
+                column: raw.column,
+                keys: raw.keys.clone(),
                 index: Some(raw.index),
                 parent: None,
             };
@@ -467,6 +469,9 @@ impl<'a> Resolver<'a> {
 pub struct Origin {
     pub file: std::path::PathBuf,
     pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Positions of the top-level entity's keys (name, line, column).
+    pub keys: Vec<(String, usize, usize)>,
     pub index: Option<usize>,
     pub parent: Option<String>,
 }
@@ -500,9 +505,20 @@ fn value_to_map(v: &Value) -> IndexMap<String, Value> {
 }
 
 fn entity_error(origin: &Origin, type_name: &str, f: FieldError) -> EntityError {
+    // point at the argument's key when the instance has it, else at the entity
+    let at_key = f
+        .arg
+        .as_ref()
+        .filter(|_| origin.parent.is_none())
+        .and_then(|a| origin.keys.iter().find(|(k, _, _)| k == a));
+    let (line, column) = match at_key {
+        Some((_, l, c)) => (Some(*l), Some(*c)),
+        None => (origin.line, origin.column),
+    };
     EntityError {
         file: origin.file.to_owned(),
-        line: origin.line,
+        line,
+        column,
         index: origin.index,
         type_name: type_name.to_owned(),
         arg: f.arg,
@@ -520,6 +536,7 @@ fn sub_error(
     RenderError::Entities(vec![EntityError {
         file: origin.file.clone(),
         line: origin.line,
+        column: origin.column,
         index: origin.index,
         type_name: type_name.to_owned(),
         arg,

@@ -8,11 +8,8 @@ use std::process::Command;
 use crate::util;
 
 /// Probes/cases that still fail, each with the reason. Any other failure fails the test.
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    // serde_yaml reads plain `017`, `1_000` and `2001-01-01` as strings (ruamel: 17, 1000,
-    // a date), and minijinja has no tuples, so `{{ (1, 2) }}` prints as a list
-    ("jinja-env", "YAML 1.1-style ints/dates and tuple repr"),
-];
+/// (none at the moment)
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 /// Probes where iocrun deliberately differs from ibek (docs/compat.md); each has its own
 /// `deviation_*` test below that checks what iocrun writes instead.
@@ -261,7 +258,7 @@ fn failed_generate_leaves_previous_outputs_intact() {
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr.contains("ioc.yaml:5: entities.1.`t.Dev`.v"),
+        stderr.contains("ioc.yaml:5:28: entities.1.`t.Dev`.v"),
         "{stderr}"
     );
     assert!(stderr.contains("int_from_float"), "{stderr}");
