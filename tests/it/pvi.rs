@@ -444,3 +444,61 @@ fn synthetic_devices_match_pvi_0_14_4() {
         assert!(n >= 3, "{name}: only {n} files");
     }
 }
+
+/// A whole IOC with 40 pvi entities of two devices (tests/fixtures/pvi/many): index.bob wraps
+/// into a second column, same-labelled devices each get a button, templates and ioc.subst
+/// rows appear once per `pv: true` entity. The golden is made by running ibek 4.8.2 itself.
+#[test]
+fn generate_matches_ibek_for_many_pvi_entities() {
+    let Some(ibek) = util::tool_var("IOCRUN_IBEK") else {
+        return;
+    };
+    let fixtures = util::repo_root().join("tests/fixtures/pvi");
+    let config = fixtures.join("many/config");
+    let support = fixtures.join("many/many.ibek.support.yaml");
+    let tree = |root: &Path| {
+        std::fs::create_dir_all(root.join("opi")).expect("opi");
+        std::fs::create_dir_all(root.join("runtime")).expect("runtime");
+        std::os::unix::fs::symlink(&fixtures, root.join("pvi-defs")).expect("link");
+    };
+    let (reference, ours) = (TestEnv::new(), TestEnv::new());
+    tree(reference.root());
+    tree(ours.root());
+    let res = Command::new(ibek)
+        .args(["runtime", "generate2"])
+        .arg(&config)
+        .arg("--definitions")
+        .arg(&support)
+        .arg("-o")
+        .arg(reference.runtime_dir())
+        .env("EPICS_ROOT", reference.root())
+        .current_dir(reference.root())
+        .output()
+        .expect("run ibek");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let res = ours
+        .iocrun()
+        .arg("generate")
+        .arg(&config)
+        .arg("--definitions")
+        .arg(&support)
+        .output()
+        .expect("run iocrun");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_same_files(&reference.root().join("opi"), &ours.root().join("opi"));
+    // st.cmd names each tree's own $IOC; it is render's business and tested there
+    for env in [&reference, &ours] {
+        std::fs::remove_file(env.runtime_dir().join("st.cmd")).expect("st.cmd");
+    }
+    assert_same_files(&reference.runtime_dir(), &ours.runtime_dir());
+    let index = std::fs::read_to_string(ours.root().join("opi/index.bob")).expect("index");
+    assert_eq!(index.matches("<widget type=\"action_button\"").count(), 40);
+}
