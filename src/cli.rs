@@ -44,6 +44,22 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Read one PV over Channel Access and print it as caget does.
     Caget(CagetArgs),
+    /// Exit 0/1 from the running supervisor's cached verdict (for Kubernetes exec probes).
+    Probe(ProbeArgs),
+}
+
+/// `iocrun probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Which verdict: startup, ready or live.
+    #[arg(value_parser = ["startup", "ready", "live"])]
+    pub kind: String,
+    /// The supervisor's control socket.
+    #[arg(long, env = "IOCRUN_CONTROL_SOCKET", value_name = "PATH", default_value = crate::serve::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
+    pub timeout: Duration,
 }
 
 /// `iocrun caget`.

@@ -39,6 +39,9 @@ pub enum Error {
     /// A Channel Access read (`iocrun caget`).
     #[error(transparent)]
     Ca(#[from] crate::serve::ca::CaError),
+    /// `iocrun probe` could not get a verdict.
+    #[error(transparent)]
+    Probe(#[from] crate::serve::ProbeError),
 }
 
 impl Error {
@@ -59,6 +62,8 @@ impl Error {
             Error::Expand(_) | Error::Autosave(_) => ExitCode::from(1),
             // caget exits 1 when the PV could not be read
             Error::Ca(_) => ExitCode::from(1),
+            // a probe without an answer is a failed probe
+            Error::Probe(_) => ExitCode::from(1),
         }
     }
 }

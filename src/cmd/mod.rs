@@ -7,6 +7,7 @@ pub mod check;
 pub mod expand;
 pub mod generate;
 mod place_files;
+mod probe;
 mod pvi;
 mod schema;
 pub mod wait;
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Autosave(args) => autosave::run(args),
         Command::Schema(args) => schema::run(&args),
         Command::Caget(args) => caget::run(args),
+        Command::Probe(args) => probe::run(args),
     }
 }

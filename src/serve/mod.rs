@@ -1,6 +1,205 @@
-//! What the running supervisor tells the outside world: Channel Access reads of the IOC's own
-//! PVs (`ca`), with health, readiness and metrics built on them.
+//! What the running supervisor tells the outside world: probe verdicts on a unix control
+//! socket (`iocrun probe`), optionally HTTP health endpoints and Prometheus metrics, all built
+//! on a periodic Channel Access read of the IOC's own PV (`spec/deploy-k8s.md` §5, §6).
 //!
-//! serve reads state that others publish; it never drives the child itself.
+//! serve reads state others publish and never drives the child. Its input is a
+//! `watch::Receiver<`[`Health`]`>`: the start sequence and the supervisor replace the snapshot
+//! whenever something changes, through a small adapter in `cmd/start.rs`. From it serve runs
+//! three tasks (see [`run`]):
+//!
+//! * the CA checker (`check`) reads the PV whenever the IOC runs, every second until it first
+//!   answers, then every `--ca-check-period`, and caches the outcome;
+//! * the control socket (`control`) answers `startup`/`ready`/`live` from the cached verdicts;
+//! * the HTTP server (`http`), only with `--http ADDR`: a bind failure is logged and never
+//!   stops the IOC.
+//!
+//! Verdicts (`health::verdict`): startup passes once the start sequence is done; ready needs
+//! the IOC running and its PV answering; live fails only when a running IOC that had answered
+//! stops answering for `--live-failures` checks in a row.
 
 pub mod ca;
+mod check;
+mod control;
+mod health;
+mod http;
+mod metrics;
+mod procstat;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use check::{listening_ports, CheckConfig};
+pub use control::{probe, ProbeError, DEFAULT_SOCKET};
+pub use health::{
+    verdict, CaReport, CaStatus, Health, LastExit, Phase, ProbeKind, StepTiming, Verdict,
+};
+pub use http::{app, AppState, Settings};
+pub use metrics::Info;
+
+/// A serve task that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot serve the {what} on '{at}'")]
+    Bind {
+        what: &'static str,
+        at: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The serve flags of `iocrun start`, each with its `IOCRUN_` twin (flattened in by
+/// `cmd/start.rs`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Serve /healthz, /readyz, /startupz and /metrics on this address (off when unset).
+    #[arg(long = "http", env = "IOCRUN_HTTP_ADDR", value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Unix socket `iocrun probe` asks; `none` serves no socket.
+    #[arg(long, env = "IOCRUN_CONTROL_SOCKET", value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub control_socket: PathBuf,
+    /// PV read to decide readiness and liveness [default: $K8S_IOC_PV, else
+    /// ${IOC_PREFIX^^}:UPTIME]; `none` turns the check off.
+    #[arg(long, env = "IOCRUN_CA_CHECK_PV", value_name = "PV")]
+    pub ca_check_pv: Option<String>,
+    /// Seconds between checks once the PV has answered.
+    #[arg(
+        long,
+        env = "IOCRUN_CA_CHECK_PERIOD",
+        value_name = "SECONDS",
+        default_value = "10"
+    )]
+    pub ca_check_period: f64,
+    /// Seconds one check may take (search and read).
+    #[arg(
+        long,
+        env = "IOCRUN_CA_CHECK_TIMEOUT",
+        value_name = "SECONDS",
+        default_value = "3"
+    )]
+    pub ca_check_timeout: f64,
+    /// Failed checks in a row (after the PV first answered) before liveness fails.
+    #[arg(
+        long,
+        env = "IOCRUN_LIVE_FAILURES",
+        value_name = "N",
+        default_value = "3"
+    )]
+    pub live_failures: u32,
+}
+
+/// Everything [`run`] needs, resolved from the flags and the container's environment.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub http_addr: Option<SocketAddr>,
+    pub control_socket: Option<PathBuf>,
+    pub check: CheckConfig,
+    pub settings: Settings,
+}
+
+impl ServeConfig {
+    /// Resolve the flags; `get` looks up environment variables (`std::env::var` in main).
+    /// The CA settings follow liveness.sh: `K8S_IOC_ADDRESS` becomes the address list (a
+    /// remote IOC), `K8S_IOC_PORT` the server port.
+    pub fn resolve(args: &ServeArgs, get: impl Fn(&str) -> Option<String>) -> ServeConfig {
+        let nonempty = |name: &str| get(name).filter(|v| !v.is_empty());
+        let remote = nonempty("K8S_IOC_ADDRESS");
+        let port = nonempty("K8S_IOC_PORT");
+        let ca = ca::Config::from_lookup(|name| match name {
+            "EPICS_CA_ADDR_LIST" if remote.is_some() => remote.clone(),
+            "EPICS_CA_SERVER_PORT" if port.is_some() => port.clone(),
+            _ => get(name),
+        });
+        let pv = match args.ca_check_pv.as_deref() {
+            Some("none") => None,
+            Some(pv) => Some(pv.to_owned()),
+            None => CheckConfig::default_pv(&get),
+        };
+        let secs = |s: f64, fallback: u64| {
+            Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(fallback))
+        };
+        let period = secs(args.ca_check_period, 10);
+        let info = Info {
+            ioc_name: get("IOC_NAME").unwrap_or_default(),
+            ioc_prefix: get("IOC_PREFIX").unwrap_or_default(),
+            image: get("IOC_IMAGE").unwrap_or_default(),
+            epics_version: get("EPICS_VERSION").unwrap_or_default(),
+            target_arch: get("EPICS_TARGET_ARCH").unwrap_or_default(),
+        };
+        ServeConfig {
+            http_addr: args.http_addr,
+            control_socket: Some(args.control_socket.clone()).filter(|p| p.as_os_str() != "none"),
+            settings: Settings {
+                info,
+                checks_on: pv.is_some(),
+                live_failures: args.live_failures.max(1),
+            },
+            check: CheckConfig {
+                pv,
+                period,
+                first_period: period.min(Duration::from_secs(1)),
+                timeout: secs(args.ca_check_timeout, 3),
+                ca,
+                remote: remote.is_some(),
+            },
+        }
+    }
+}
+
+/// Run the checker, the control socket and (if configured) HTTP until `shutdown` completes.
+/// A socket that cannot be bound is logged and skipped: serving must never stop the IOC.
+pub async fn run(
+    cfg: ServeConfig,
+    health: watch::Receiver<Health>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (ca_tx, ca_rx) = watch::channel(CaReport::default());
+    let state = AppState {
+        health: health.clone(),
+        ca: ca_rx,
+        settings: Arc::new(cfg.settings),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(check::run(cfg.check, health, ca_tx));
+    let mut bound = None;
+    if let Some(path) = &cfg.control_socket {
+        match control::bind(path) {
+            Ok(listener) => {
+                tasks.spawn(control::serve(listener, state.clone()));
+                bound = Some(path);
+            }
+            Err(e) => tracing::error!("{}", crate::error::chain(&e)),
+        }
+    }
+    if let Some(addr) = cfg.http_addr {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let router = http::app(state);
+                tasks.spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).await {
+                        tracing::error!("http server on {addr}: {e}");
+                    }
+                });
+            }
+            Err(source) => {
+                let e = ServeError::Bind {
+                    what: "http endpoint",
+                    at: addr.to_string(),
+                    source,
+                };
+                tracing::error!("{}", crate::error::chain(&e));
+            }
+        }
+    }
+    shutdown.await;
+    tasks.shutdown().await;
+    // only our own socket: a failed bind may mean another supervisor owns the path
+    if let Some(path) = bound {
+        let _ = std::fs::remove_file(path);
+    }
+}

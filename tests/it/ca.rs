@@ -50,6 +50,17 @@ impl SoftIoc {
         })
     }
 
+    /// Stop the IOC now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The softIoc's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A command (EPICS tool or iocrun) set up to search only this IOC.
     pub fn client(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);

@@ -14,6 +14,7 @@ mod pvi;
 mod render; // iocrun generate vs ibek runtime generate2: conformance cases, probes, sdist samples
 mod render_fixtures; // our instances over real support modules vs ibek 4.8.2 goldens; embedded epics.*
 mod schema; // iocrun schema vs ibek ioc generate-schema; validated with jsonschema/check-jsonschema
+mod serve; // health verdicts, probes and metrics (strict OpenMetrics parser, promtool)
 mod util;
 mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners
 

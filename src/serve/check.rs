@@ -1,0 +1,254 @@
+//! The periodic Channel Access check behind readiness and liveness: read the IOC's own PV
+//! (default `${IOC_PREFIX^^}:UPTIME`, as liveness.sh does) and cache the outcome on a `watch`
+//! channel, so probes answer from memory in microseconds (`spec/deploy-k8s.md` §2.5, §6.3).
+//!
+//! Finding the server follows §5.5: when the IOC's pid is known, its own listening TCP sockets
+//! (from `/proc/<pid>/fd` and `/proc/net/tcp{,6}`) are tried on loopback first, which is
+//! unambiguous with `hostNetwork` and several IOCs per node; otherwise, or when
+//! `K8S_IOC_ADDRESS` names a remote IOC, a normal UDP search.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::ca::{self, CaError, Values};
+use super::health::{CaReport, CaStatus, Health, Phase};
+
+/// What to read and how often.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// The PV to read; `None` turns checks off.
+    pub pv: Option<String>,
+    /// Between checks once the PV has answered.
+    pub period: Duration,
+    /// Between checks until it first answers (so readiness follows iocInit closely).
+    pub first_period: Duration,
+    /// For one whole check (search and read).
+    pub timeout: Duration,
+    pub ca: ca::Config,
+    /// True when the IOC is remote (`K8S_IOC_ADDRESS`): skip the `/proc` shortcut.
+    pub remote: bool,
+}
+
+impl CheckConfig {
+    /// The PV liveness.sh reads: `K8S_IOC_PV`, else the upper-cased `IOC_PREFIX` + `:UPTIME`.
+    pub fn default_pv(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+        get("K8S_IOC_PV").filter(|pv| !pv.is_empty()).or_else(|| {
+            get("IOC_PREFIX")
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("{}:UPTIME", p.to_uppercase()))
+        })
+    }
+}
+
+/// Check for ever, publishing each outcome; returns when the health channel closes.
+pub async fn run(
+    cfg: CheckConfig,
+    mut health: watch::Receiver<Health>,
+    out: watch::Sender<CaReport>,
+) {
+    let Some(pv) = cfg.pv.clone() else {
+        return;
+    };
+    // consecutive failures count only once this IOC process has answered (startup grace)
+    let (mut answered_pid, mut streak) = (None::<Option<u32>>, 0u32);
+    loop {
+        let snapshot = health.borrow_and_update().clone();
+        let wait = if snapshot.phase != Phase::Running {
+            (answered_pid, streak) = (None, 0);
+            out.send_modify(|r| r.status = CaStatus::Unknown);
+            None
+        } else {
+            let status = check_once(&cfg, &pv, snapshot.ioc_pid).await;
+            if answered_pid != Some(snapshot.ioc_pid) {
+                streak = 0;
+            }
+            let status = match status {
+                Ok((duration, uptime)) => {
+                    (answered_pid, streak) = (Some(snapshot.ioc_pid), 0);
+                    CaStatus::Ok {
+                        at: SystemTime::now(),
+                        duration,
+                        uptime,
+                    }
+                }
+                Err(e) => {
+                    if answered_pid == Some(snapshot.ioc_pid) {
+                        streak += 1;
+                    }
+                    tracing::debug!("channel access check of {pv} failed: {e}");
+                    CaStatus::Failed {
+                        at: SystemTime::now(),
+                        result: result_label(&e),
+                        message: e.to_string(),
+                        streak,
+                    }
+                }
+            };
+            out.send_modify(|r| r.record(status));
+            Some(if answered_pid.is_some() {
+                cfg.period
+            } else {
+                cfg.first_period
+            })
+        };
+        // a phase change (the IOC started or stopped) wakes us at once
+        let changed = async {
+            match wait {
+                Some(d) => tokio::time::timeout(d, health.changed())
+                    .await
+                    .unwrap_or(Ok(())),
+                None => health.changed().await,
+            }
+        };
+        if changed.await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One check: read the PV, return how long it took and the uptime it shows.
+async fn check_once(
+    cfg: &CheckConfig,
+    pv: &str,
+    pid: Option<u32>,
+) -> Result<(Duration, Option<f64>), CaError> {
+    let started = Instant::now();
+    let deadline = started + cfg.timeout;
+    let local = match pid {
+        Some(pid) if !cfg.remote => listening_ports(pid),
+        _ => Vec::new(),
+    };
+    let mut last = None;
+    for port in &local {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
+        match ca::read(addr, pv, &cfg.ca.user, deadline).await {
+            Ok(r) => return Ok((started.elapsed(), uptime(&r.value.values))),
+            Err(e) => last = Some(e),
+        }
+    }
+    if local.is_empty() || Instant::now() < deadline {
+        let server = ca::search(&cfg.ca, pv, deadline).await?;
+        let r = ca::read(server, pv, &cfg.ca.user, deadline).await?;
+        return Ok((started.elapsed(), uptime(&r.value.values)));
+    }
+    Err(last.unwrap_or(CaError::NotFound { pv: pv.to_owned() }))
+}
+
+/// The `epics_ioc_ca_probes_total{result}` label of a failure.
+fn result_label(e: &CaError) -> &'static str {
+    match e {
+        CaError::NotFound { .. } | CaError::CreateFailed { .. } => "not_found",
+        CaError::Timeout { .. } => "timeout",
+        CaError::Io { source, .. } if source.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "refused"
+        }
+        _ => "error",
+    }
+}
+
+/// devIocStats' UPTIME text (`00:01:02`, `3 days, 04:05:06`) in seconds.
+fn uptime(values: &Values) -> Option<f64> {
+    let Values::Strings(s) = values else {
+        return None;
+    };
+    let text = String::from_utf8_lossy(s.first()?).into_owned();
+    let (days, clock) = match text.split_once(',') {
+        Some((d, rest)) => (
+            d.split_whitespace().next()?.parse::<f64>().ok()?,
+            rest.trim().to_owned(),
+        ),
+        None => (0.0, text.trim().to_owned()),
+    };
+    let mut secs = 0.0;
+    for part in clock.split(':') {
+        secs = secs * 60.0 + part.trim().parse::<f64>().ok()?;
+    }
+    Some(days * 86400.0 + secs)
+}
+
+/// The TCP ports process `pid` listens on, read from `/proc` (§5.5, option 2).
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for (port, inode) in text.lines().skip(1).filter_map(listen_row) {
+            if inodes.contains(&inode) && !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+    }
+    ports
+}
+
+/// `(local port, inode)` of a `/proc/net/tcp` row in state LISTEN (`0A`).
+fn listen_row(line: &str) -> Option<(u16, u64)> {
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    if cols.get(3) != Some(&"0A") {
+        return None;
+    }
+    let port = u16::from_str_radix(cols.get(1)?.rsplit_once(':')?.1, 16).ok()?;
+    Some((port, cols.get(9)?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn default_pv_follows_liveness_sh() {
+        let env = |pairs: &[(&str, &str)]| {
+            let m: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            CheckConfig::default_pv(move |k| m.get(k).cloned())
+        };
+        assert_eq!(
+            env(&[("IOC_PREFIX", "bl47p-mo-ioc-01")]),
+            Some("BL47P-MO-IOC-01:UPTIME".into())
+        );
+        assert_eq!(
+            env(&[("IOC_PREFIX", "x"), ("K8S_IOC_PV", "A:B")]),
+            Some("A:B".into())
+        );
+        assert_eq!(env(&[]), None);
+    }
+
+    #[test]
+    fn uptime_texts() {
+        let up = |s: &str| uptime(&Values::Strings(vec![s.as_bytes().to_vec()]));
+        assert_eq!(up("00:01:02"), Some(62.0));
+        assert_eq!(up("3 days, 04:05:06"), Some(3.0 * 86400.0 + 14706.0));
+        assert_eq!(up("1 day, 00:00:01"), Some(86401.0));
+        assert_eq!(up("soon"), None);
+    }
+
+    #[test]
+    fn finds_our_own_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listening_ports(std::process::id()).contains(&port));
+    }
+
+    #[test]
+    fn listen_rows_only() {
+        let row = "   0: 0100007F:13D8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000";
+        assert_eq!(listen_row(row), Some((5080, 4242)));
+        assert_eq!(listen_row(&row.replace(" 0A ", " 01 ")), None);
+    }
+}

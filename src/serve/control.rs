@@ -1,0 +1,217 @@
+//! The control socket `iocrun probe` talks to, and the client side of it.
+//!
+//! Protocol: the client connects to the unix socket (default `/tmp/iocrun-control.sock`),
+//! writes one word and a newline (`startup`, `ready` or `live`); the server answers one line,
+//! `ok REASON` or `fail REASON` (or `error REASON` for a word it does not know), and closes.
+//! Answers come from the cached verdicts, so a probe costs a connect and two small writes: no
+//! EPICS tools, no Channel Access, no port to allocate under `hostNetwork`
+//! (`spec/deploy-k8s.md` §6.3).
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::health::{ProbeKind, Verdict};
+use super::http::AppState;
+use super::ServeError;
+
+/// Where the control socket is when nobody says otherwise.
+pub const DEFAULT_SOCKET: &str = "/tmp/iocrun-control.sock";
+
+/// A client gets this long to send its word.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Bind the socket: a stale file from an earlier run is replaced, a live one is an error.
+pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+    let wrap = |source| ServeError::Bind {
+        what: "control socket",
+        at: path.display().to_string(),
+        source,
+    };
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(wrap(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another supervisor is answering on it",
+            )));
+        }
+        std::fs::remove_file(path).map_err(wrap)?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(wrap)?;
+    }
+    let listener = UnixListener::bind(path).map_err(wrap)?;
+    // probes run as the container's user; nobody else needs to ask
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(wrap)?;
+    Ok(listener)
+}
+
+/// Answer probes until the future is dropped.
+pub async fn serve(listener: UnixListener, state: AppState) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(stream, &state).await {
+                        tracing::debug!("control client: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off a little rather than spin
+                tracing::warn!("control socket accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn answer(stream: UnixStream, state: &AppState) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(64));
+    let got = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+    if got.is_err() {
+        return Ok(());
+    }
+    let word = line.trim();
+    let reply = match ProbeKind::from_word(word) {
+        Some(kind) => {
+            let v = state.verdict(kind);
+            format!("{} {}\n", if v.ok { "ok" } else { "fail" }, v.reason)
+        }
+        None => format!("error unknown probe '{word}'\n"),
+    };
+    write.write_all(reply.as_bytes()).await?;
+    write.shutdown().await
+}
+
+/// A probe that could not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot reach the supervisor at '{path}' (is iocrun running?)")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no answer from the supervisor at '{path}'")]
+    Exchange {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the supervisor at '{path}' answered '{answer}'")]
+    Answer { path: PathBuf, answer: String },
+}
+
+/// Ask the supervisor at `path` for one verdict (blocking; used by `iocrun probe`).
+pub fn probe(path: &Path, kind: ProbeKind, timeout: Duration) -> Result<Verdict, ProbeError> {
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| ProbeError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+    let exchange = |source| ProbeError::Exchange {
+        path: path.to_owned(),
+        source,
+    };
+    stream.set_read_timeout(Some(timeout)).map_err(exchange)?;
+    stream.set_write_timeout(Some(timeout)).map_err(exchange)?;
+    stream
+        .write_all(format!("{}\n", kind.word()).as_bytes())
+        .map_err(exchange)?;
+    let mut answer = String::new();
+    stream
+        .take(4096)
+        .read_to_string(&mut answer)
+        .map_err(exchange)?;
+    let answer = answer.trim_end();
+    match answer.split_once(' ').unwrap_or((answer, "")) {
+        ("ok", reason) => Ok(Verdict {
+            ok: true,
+            reason: reason.to_owned(),
+        }),
+        ("fail", reason) => Ok(Verdict {
+            ok: false,
+            reason: reason.to_owned(),
+        }),
+        _ => Err(ProbeError::Answer {
+            path: path.to_owned(),
+            answer: answer.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::health::{CaReport, Health, Phase};
+    use crate::serve::http::Settings;
+    use std::sync::Arc;
+    use tokio::sync::watch;
+
+    #[tokio::test]
+    async fn answers_each_probe_and_rejects_unknown_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let health = Health {
+            phase: Phase::Running,
+            start_done: true,
+            ..Health::default()
+        };
+        let (_htx, hrx) = watch::channel(health);
+        let (_ctx, crx) = watch::channel(CaReport::default());
+        let settings = Arc::new(Settings {
+            checks_on: true,
+            live_failures: 3,
+            ..Settings::default()
+        });
+        let state = AppState {
+            health: hrx,
+            ca: crx,
+            settings,
+        };
+        let server = tokio::spawn(serve(bind(&path).unwrap(), state));
+        let p = path.clone();
+        let verdicts = tokio::task::spawn_blocking(move || {
+            [ProbeKind::Startup, ProbeKind::Ready, ProbeKind::Live]
+                .map(|k| probe(&p, k, Duration::from_secs(2)).unwrap().ok)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            verdicts,
+            [true, false, true],
+            "ready waits for a channel access answer"
+        );
+        let mut raw = UnixStream::connect(&path).await.unwrap();
+        raw.write_all(b"bogus\n").await.unwrap();
+        let mut reply = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut raw, &mut reply)
+            .await
+            .unwrap();
+        assert_eq!(reply, "error unknown probe 'bogus'\n");
+        assert!(bind(&path).is_err(), "a live socket is not taken over");
+        server.abort();
+    }
+
+    #[test]
+    fn missing_socket_says_so() {
+        let err = probe(
+            Path::new("/nonexistent/x.sock"),
+            ProbeKind::Live,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("cannot reach the supervisor"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The optional HTTP endpoint (`--http ADDR`): `/healthz`, `/readyz`, `/startupz` answer 200 or
+//! 503 from the cached verdicts, `/metrics` serves OpenMetrics (or the classic text format when
+//! the client asks for `text/plain`). `app` returns the router, so tests call it in-process.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use super::health::{verdict, CaReport, Health, ProbeKind, Verdict};
+use super::metrics::{self, Info, Snapshot};
+use super::procstat;
+
+/// What the handlers read: the two watch channels and the fixed settings.
+#[derive(Clone)]
+pub struct AppState {
+    pub health: watch::Receiver<Health>,
+    pub ca: watch::Receiver<CaReport>,
+    pub settings: Arc<Settings>,
+}
+
+/// Fixed for the life of the process.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub info: Info,
+    /// Whether a PV is being checked at all (readiness then only needs a running IOC).
+    pub checks_on: bool,
+    /// Failed checks in a row before liveness fails.
+    pub live_failures: u32,
+}
+
+impl AppState {
+    /// The verdict for one probe, from the latest snapshots.
+    pub fn verdict(&self, kind: ProbeKind) -> Verdict {
+        let s = &self.settings;
+        verdict(
+            kind,
+            &self.health.borrow(),
+            &self.ca.borrow().status,
+            s.checks_on,
+            s.live_failures,
+        )
+    }
+}
+
+/// The router with every endpoint.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/startupz", get(startupz))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    probe_response(state.verdict(ProbeKind::Live))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    probe_response(state.verdict(ProbeKind::Ready))
+}
+
+async fn startupz(State(state): State<AppState>) -> Response {
+    probe_response(state.verdict(ProbeKind::Startup))
+}
+
+/// 200 `ok: reason` or 503 `fail: reason`. A failing probe is a normal answer, not an error
+/// to log.
+fn probe_response(v: Verdict) -> Response {
+    let status = if v.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = if v.ok { "ok" } else { "fail" };
+    (status, format!("{word}: {}\n", v.reason)).into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let health = state.health.borrow().clone();
+    let ca = state.ca.borrow().clone();
+    let snapshot = Snapshot {
+        health: &health,
+        ca: &ca,
+        info: &state.settings.info,
+        ioc: health.ioc_pid.and_then(|pid| procstat::read(Some(pid))),
+        me: procstat::read(None),
+    };
+    let text = metrics::openmetrics(&snapshot);
+    if wants_classic(&headers) {
+        (
+            [(header::CONTENT_TYPE, metrics::CLASSIC_TYPE)],
+            metrics::to_classic(&text),
+        )
+            .into_response()
+    } else {
+        ([(header::CONTENT_TYPE, metrics::OPENMETRICS_TYPE)], text).into_response()
+    }
+}
+
+/// OpenMetrics unless the client accepts `text/plain` and not OpenMetrics.
+fn wants_classic(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::health::Phase;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn state(health: Health) -> (AppState, watch::Sender<Health>) {
+        let (tx, rx) = watch::channel(health);
+        let (_ca_tx, ca) = watch::channel(CaReport::default());
+        let settings = Arc::new(Settings {
+            checks_on: false,
+            live_failures: 3,
+            ..Settings::default()
+        });
+        (
+            AppState {
+                health: rx,
+                ca,
+                settings,
+            },
+            tx,
+        )
+    }
+
+    async fn get(app: Router, uri: &str, accept: Option<&str>) -> (StatusCode, String, String) {
+        let mut req = Request::builder().uri(uri);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, ctype, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn probes_follow_the_phase() {
+        let (st, tx) = state(Health {
+            phase: Phase::Generating,
+            ..Health::default()
+        });
+        let (code, _, body) = get(app(st.clone()), "/startupz", None).await;
+        assert_eq!(
+            (code, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "fail: still generating\n")
+        );
+        assert_eq!(
+            get(app(st.clone()), "/readyz", None).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            get(app(st.clone()), "/healthz", None).await.0,
+            StatusCode::OK
+        );
+        tx.send_replace(Health {
+            phase: Phase::Running,
+            start_done: true,
+            ..Health::default()
+        });
+        assert_eq!(
+            get(app(st.clone()), "/startupz", None).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(get(app(st), "/readyz", None).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_negotiate_the_format() {
+        let (st, _tx) = state(Health::default());
+        let (code, ctype, body) = get(app(st.clone()), "/metrics", None).await;
+        assert_eq!(
+            (code, ctype.as_str()),
+            (StatusCode::OK, metrics::OPENMETRICS_TYPE)
+        );
+        assert!(body.ends_with("# EOF\n"));
+        let (_, ctype, body) = get(
+            app(st.clone()),
+            "/metrics",
+            Some("text/plain;version=0.0.4"),
+        )
+        .await;
+        assert_eq!(ctype, metrics::CLASSIC_TYPE);
+        assert!(!body.contains("# EOF"));
+        let prom = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        assert_eq!(
+            get(app(st), "/metrics", Some(prom)).await.1,
+            metrics::OPENMETRICS_TYPE
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_path_is_404() {
+        let (st, _tx) = state(Health::default());
+        assert_eq!(get(app(st), "/nope", None).await.0, StatusCode::NOT_FOUND);
+    }
+}
