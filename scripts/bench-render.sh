@@ -78,7 +78,7 @@ for name in "${names[@]}"; do
       printf '%-30s %-4s iocrun failed: %s\n' "$name" "$pvi" "$(tail -n1 "$WORK/err" | cut -c1-80)"; continue
     fi
     export EPICS_ROOT=$ROOT
-    for kv in "${ENVS[@]}"; do export "${kv?}"; done
+    for kv in "${ENVS[@]}"; do export "$kv"; done
     hyperfine -N --style none --warmup 2 --runs "$RUNS" --export-json "$WORK/ioc.json" "$ioc_cmd" >/dev/null 2>&1
     hyperfine -N --style none --warmup 1 --runs "$(( RUNS < 5 ? RUNS : 5 ))" --export-json "$WORK/ibek.json" "$ibek_cmd" >/dev/null 2>&1
     # shellcheck disable=SC2086
