@@ -35,6 +35,21 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Start-sequence step 5 (spec 00-overview.md): render `$CONFIG_DIR` into `$RUNTIME_DIR` and
+/// the screens into `$EPICS_ROOT/opi`, with the default definitions. The caller reports
+/// [`Generated::pvi_failed`] (also left in `$RUNTIME_DIR/pvi_failed`) to the probes and metrics.
+pub fn generate_step(paths: &Paths) -> Result<Generated, Error> {
+    let args = GenerateArgs {
+        config_dir: Some(paths.config_dir.clone()),
+        instances: Vec::new(),
+        definitions: Vec::new(),
+        output: Some(paths.runtime_dir.clone()),
+        opi: None,
+        no_pvi: false,
+    };
+    generate(&args, paths)
+}
+
 /// Render, make the PVI files, and publish: the OPI folder first (best effort), then the
 /// output folder with st.cmd, ioc.subst, wait_list.yaml and the `.pvi.template`s.
 pub fn generate(args: &GenerateArgs, paths: &Paths) -> Result<Generated, Error> {
