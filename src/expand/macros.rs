@@ -17,6 +17,12 @@ pub(crate) fn at(s: &[u8], i: usize) -> u8 {
     s.get(i).copied().unwrap_or(0)
 }
 
+/// A byte `trans` copies as it is, whatever the state (terminators aside).
+#[inline]
+fn plain(c: u8) -> bool {
+    !matches!(c, 0 | b'$' | b'"' | b'\'' | b'\\')
+}
+
 /// C `isspace` in the C locale.
 #[inline]
 pub(crate) fn is_space(c: u8) -> bool {
@@ -77,6 +83,9 @@ pub(crate) struct MacroTable {
     /// Names found undefined outside defaults, for the caller's diagnostics.
     undefined: Vec<Vec<u8>>,
     empty: Rc<[u8]>,
+    scope_name: Rc<[u8]>,
+    /// Spare buffers for reference names (one per nesting level in use).
+    pool: Vec<Vec<u8>>,
 }
 
 impl MacroTable {
@@ -92,6 +101,8 @@ impl MacroTable {
             warnings: Vec::new(),
             undefined: Vec::new(),
             empty: Rc::from(&b""[..]),
+            scope_name: Rc::from(&b"<scope>"[..]),
+            pool: Vec::new(),
         }
     }
 
@@ -139,8 +150,8 @@ impl MacroTable {
     /// `macPushScope`. A scope marker alone does not make cached values stale.
     pub(crate) fn push_scope(&mut self) {
         self.level += 1;
-        let empty = self.empty.clone();
-        self.create(Rc::from(&b"<scope>"[..]), empty, Kind::Scope);
+        let (name, empty) = (self.scope_name.clone(), self.empty.clone());
+        self.create(name, empty, Kind::Scope);
     }
 
     /// `macPopScope`: drop the newest scope marker and everything defined after it.
@@ -254,6 +265,16 @@ impl MacroTable {
             if c == 0 || term.contains(&c) {
                 break;
             }
+            if plain(c) {
+                // a run of bytes with no meaning here is copied in one go
+                let start = i;
+                while i < src.len() && plain(src[i]) && !term.contains(&src[i]) {
+                    i += 1;
+                }
+                let n = (i - start).min(valend.saturating_sub(out.len()));
+                out.extend_from_slice(&src[start..start + n]);
+                continue;
+            }
             if quote != 0 {
                 if c == quote {
                     quote = 0;
@@ -307,9 +328,9 @@ impl MacroTable {
         let mut i = *r + 1;
         let mac_end: &[u8] = if at(src, i) == b'(' { b"=,)" } else { b"=,}" };
         i += 1;
-        let mut refname = Vec::new();
+        let mut refname = self.pool.pop().unwrap_or_default();
+        refname.clear();
         self.trans(ctx, level + 1, mac_end, src, &mut i, &mut refname, MAC_SIZE);
-        let refname: Rc<[u8]> = Rc::from(refname);
 
         let mut defval = None;
         if at(src, i) == b'=' {
@@ -317,9 +338,10 @@ impl MacroTable {
             self.quiet += 1;
             i += 1;
             defval = Some(i);
+            // warnings are off here, so the context needs no name
             let mut dctx = Ctx {
                 kind: "default value",
-                name: refname.clone(),
+                name: self.empty.clone(),
                 error: false,
             };
             let end = out.len();
@@ -329,7 +351,7 @@ impl MacroTable {
 
         let pop = at(src, i) == b',';
         if pop {
-            self.scoped_defs(level, mac_end, src, &mut i, &refname);
+            self.scoped_defs(level, mac_end, src, &mut i);
         }
 
         match self.lookup(&refname) {
@@ -367,8 +389,8 @@ impl MacroTable {
                     self.trans(ctx, level + 1, &mac_end[1..], src, &mut d, out, valend);
                 } else {
                     ctx.error = true;
-                    if self.quiet == 0 {
-                        self.undefined.push(refname.to_vec());
+                    if self.quiet == 0 && !self.undefined.contains(&refname) {
+                        self.undefined.push(refname.clone());
                     }
                     if !self.silent() {
                         let msg = format!(
@@ -386,19 +408,21 @@ impl MacroTable {
         if pop {
             self.pop_scope();
         }
+        self.pool.push(refname);
         *r = i;
     }
 
     /// The `,N=V,...` part of a reference: a new scope holding those definitions.
-    fn scoped_defs(&mut self, level: u32, mac_end: &[u8], src: &[u8], i: &mut usize, of: &[u8]) {
+    fn scoped_defs(&mut self, level: u32, mac_end: &[u8], src: &[u8], i: &mut usize) {
         self.quiet += 1;
         self.push_scope();
         while at(src, *i) == b',' {
             *i += 1;
             let start = *i;
+            // warnings are off here, so the context needs no name
             let mut sctx = Ctx {
                 kind: "scoped macro",
-                name: Rc::from(of),
+                name: self.empty.clone(),
                 error: false,
             };
             let mut subname = Vec::new();
@@ -417,7 +441,6 @@ impl MacroTable {
             }
             if at(src, *i) == b'=' {
                 *i += 1;
-                sctx.name = Rc::from(&subname[..]);
                 let mut subval = Vec::new();
                 self.trans(
                     &mut sctx,
