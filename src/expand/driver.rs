@@ -54,7 +54,7 @@ pub(crate) struct Run<'a, W: Write> {
     deps_count: usize,
     reported_undefined: bool,
     outcome: Outcome,
-    /// The last template line read, for the error trace.
+    /// The last line of the last template finished, for the error trace.
     last: Option<(Rc<Template>, usize)>,
     line_buf: Vec<u8>,
 }
@@ -205,12 +205,13 @@ impl<'a, W: Write> Run<'a, W> {
         while let Some(frame) = stack.last_mut() {
             let i = frame.next;
             if i >= frame.template.lines.len() {
-                stack.pop();
+                if let Some(done) = stack.pop().filter(|f| f.next > 0) {
+                    self.last = Some((done.template, done.next - 1));
+                }
                 continue;
             }
             frame.next += 1;
             let template = frame.template.clone();
-            self.last = Some((template.clone(), i));
             match &template.lines[i].directive {
                 Some(Directive::Include(inc)) => {
                     if stack.len() >= MAX_INCLUDE_DEPTH {
@@ -291,9 +292,11 @@ impl<'a, W: Write> Run<'a, W> {
 
     /// msi's `inputErrPrint`: the last line read and the include stack.
     fn trace(&self, stack: &[Frame]) -> String {
-        let last = match &self.last {
-            Some((t, i)) => String::from_utf8_lossy(t.text(*i)).into_owned(),
-            None => String::new(),
+        let current = stack.iter().rev().find(|f| f.next > 0);
+        let last = match (current, &self.last) {
+            (Some(f), _) => String::from_utf8_lossy(f.template.text(f.next - 1)).into_owned(),
+            (None, Some((t, i))) => String::from_utf8_lossy(t.text(*i)).into_owned(),
+            (None, None) => String::new(),
         };
         let mut s = format!("input: '{last}' at ");
         for (k, frame) in stack.iter().rev().enumerate() {

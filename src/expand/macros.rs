@@ -12,15 +12,43 @@ use std::rc::Rc;
 pub(crate) const MAC_SIZE: usize = 256;
 
 /// The byte at `i`, or 0 past the end (C's terminator; an embedded NUL ends the text too).
-#[inline]
+#[inline(always)]
 pub(crate) fn at(s: &[u8], i: usize) -> u8 {
     s.get(i).copied().unwrap_or(0)
 }
 
-/// A byte `trans` copies as it is, whatever the state (terminators aside).
-#[inline]
-fn plain(c: u8) -> bool {
-    !matches!(c, 0 | b'$' | b'"' | b'\'' | b'\\')
+/// Bytes that mean something to `trans` in any state: NUL, `$`, quotes, backslash.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[0] = true;
+    t[b'$' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// A terminator set of up to three bytes (C's `term` string); NUL always terminates.
+#[derive(Clone, Copy)]
+struct Term([u8; 3]);
+
+impl Term {
+    const END: Term = Term([0, 0, 0]);
+
+    /// `=,)` or `=,}` after `$(` / `${`.
+    fn name(open: u8) -> Term {
+        Term([b'=', b',', if open == b'(' { b')' } else { b'}' }])
+    }
+
+    /// The same without `=`: where a default or a scoped value ends.
+    fn value(self) -> Term {
+        Term([self.0[1], self.0[2], 0])
+    }
+
+    #[inline(always)]
+    fn ends(self, c: u8) -> bool {
+        c == 0 || c == self.0[0] || c == self.0[1] || c == self.0[2]
+    }
 }
 
 /// C `isspace` in the C locale.
@@ -212,7 +240,7 @@ impl MacroTable {
                 let mut value = std::mem::take(&mut self.entries[i].value);
                 value.clear();
                 let mut r = 0;
-                self.trans(&mut ctx, 1, b"", &raw, &mut r, &mut value, MAC_SIZE);
+                self.trans(&mut ctx, 1, Term::END, &raw, &mut r, &mut value, MAC_SIZE);
                 self.entries[i].value = value;
                 self.entries[i].error = ctx.error;
             }
@@ -237,7 +265,7 @@ impl MacroTable {
         };
         let start = out.len();
         let mut r = 0;
-        self.trans(&mut ctx, 0, b"", src, &mut r, out, usize::MAX);
+        self.trans(&mut ctx, 0, Term::END, src, &mut r, out, usize::MAX);
         // macExpandString returns -length on error, so an empty result never counts
         ctx.error && out.len() > start
     }
@@ -251,7 +279,7 @@ impl MacroTable {
         &mut self,
         ctx: &mut Ctx,
         level: u32,
-        term: &[u8],
+        term: Term,
         src: &[u8],
         r: &mut usize,
         out: &mut Vec<u8>,
@@ -262,13 +290,13 @@ impl MacroTable {
         let mut i = *r;
         loop {
             let c = at(src, i);
-            if c == 0 || term.contains(&c) {
+            if term.ends(c) {
                 break;
             }
-            if plain(c) {
+            if !SPECIAL[c as usize] {
                 // a run of bytes with no meaning here is copied in one go
                 let start = i;
-                while i < src.len() && plain(src[i]) && !term.contains(&src[i]) {
+                while i < src.len() && !SPECIAL[src[i] as usize] && !term.ends(src[i]) {
                     i += 1;
                 }
                 let n = (i - start).min(valend.saturating_sub(out.len()));
@@ -326,7 +354,7 @@ impl MacroTable {
         valend: usize,
     ) {
         let mut i = *r + 1;
-        let mac_end: &[u8] = if at(src, i) == b'(' { b"=,)" } else { b"=,}" };
+        let mac_end = Term::name(at(src, i));
         i += 1;
         let mut refname = self.pool.pop().unwrap_or_default();
         refname.clear();
@@ -345,7 +373,7 @@ impl MacroTable {
                 error: false,
             };
             let end = out.len();
-            self.trans(&mut dctx, level + 1, &mac_end[1..], src, &mut i, out, end);
+            self.trans(&mut dctx, level + 1, mac_end.value(), src, &mut i, out, end);
             self.quiet -= 1;
         }
 
@@ -365,7 +393,7 @@ impl MacroTable {
                     let raw = self.entries[idx].raw.clone();
                     self.entries[idx].visited = true;
                     let mut rv = 0;
-                    self.trans(ctx, level + 1, b"", &raw, &mut rv, out, valend);
+                    self.trans(ctx, level + 1, Term::END, &raw, &mut rv, out, valend);
                     self.entries[idx].visited = false;
                 }
             }
@@ -386,7 +414,7 @@ impl MacroTable {
             }
             None => {
                 if let Some(mut d) = defval {
-                    self.trans(ctx, level + 1, &mac_end[1..], src, &mut d, out, valend);
+                    self.trans(ctx, level + 1, mac_end.value(), src, &mut d, out, valend);
                 } else {
                     ctx.error = true;
                     if self.quiet == 0 && !self.undefined.contains(&refname) {
@@ -413,7 +441,7 @@ impl MacroTable {
     }
 
     /// The `,N=V,...` part of a reference: a new scope holding those definitions.
-    fn scoped_defs(&mut self, level: u32, mac_end: &[u8], src: &[u8], i: &mut usize) {
+    fn scoped_defs(&mut self, level: u32, mac_end: Term, src: &[u8], i: &mut usize) {
         self.quiet += 1;
         self.push_scope();
         while at(src, *i) == b',' {
@@ -445,7 +473,7 @@ impl MacroTable {
                 self.trans(
                     &mut sctx,
                     level + 1,
-                    &mac_end[1..],
+                    mac_end.value(),
                     src,
                     i,
                     &mut subval,

@@ -260,3 +260,22 @@ fn start_step_expands_like_msi_with_the_start_search_path() {
     util::assert_text_eq("ioc.db", &String::from_utf8_lossy(&msi.stdout), &got);
     assert!(got.contains("x_from_a"), "{got}");
 }
+
+/// Parse errors name the file, the real line and the column (msi prints line + 1, no column).
+#[test]
+fn parse_errors_name_file_line_and_column() {
+    let env = util::TestEnv::new();
+    env.write("t.template", "$(A)\n");
+    let subst = env.write("bad.subst", "file t.template {\n  { A={x} }\n}\n");
+    let out = util::iocrun()
+        .current_dir(env.root())
+        .args(["expand", "-I.", "-Sbad.subst"])
+        .output()
+        .expect("run iocrun expand");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = "msi: Parse error, unexpected '{'\n  \
+                in substitution file 'bad.subst' at line 2, column 7:\n    { A={x} }\n";
+    assert!(stderr.contains(want), "{stderr}");
+    assert!(subst.exists());
+}
