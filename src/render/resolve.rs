@@ -655,3 +655,104 @@ fn fixup_enums(entity: &Arc<Entity>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_yaml;
+    use std::path::Path;
+
+    const SUPPORT: &str = "module: m
+entity_models:
+  - name: Ctrl
+    description: c
+    parameters:
+      name: {type: id, description: n}
+      mode: {type: enum, description: m, values: {fast: 1, slow: }, default: fast}
+    post_defines:
+      axes: {type: list, value: [], description: shared}
+    sub_entities:
+      - {type: m.Note, text: '{{ name }}-{{ mode }}-{{ type }}'}
+  - name: Axis
+    description: a
+    parameters:
+      name: {type: id, description: n}
+      ctrl: {type: object, description: c}
+    post_defines:
+      added: {value: '{{ ctrl.axes.append(name) }}', description: d}
+  - name: Note
+    description: n
+    parameters:
+      text: {type: str, description: t}
+";
+
+    fn resolve(ioc: &str) -> Result<Vec<Arc<Entity>>, RenderError> {
+        let path = Path::new("s.ibek.support.yaml");
+        let mut defs = Definitions::default();
+        defs.add_value(path, SUPPORT, parse_yaml(path, SUPPORT).unwrap())
+            .unwrap();
+        let engine = Engine::new("ioc");
+        let inst = Instance::parse(Path::new("ioc.yaml"), ioc).unwrap();
+        let mut r = Resolver::new(&engine, &defs);
+        let top = r.load_file(&inst)?;
+        r.expand(top)
+    }
+
+    fn field(e: &Entity, name: &str) -> String {
+        py_str(&e.get(name).unwrap())
+    }
+
+    #[test]
+    fn objects_shared_lists_enums_and_sub_entities() {
+        let all = resolve(
+            "ioc_name: x\ndescription: d\nentities:\n  - {type: m.Ctrl, name: c1}\n  - {type: m.Axis, name: a1, ctrl: c1}\n  - {type: m.Axis, name: a2, ctrl: c1}\n",
+        )
+        .unwrap();
+        let types: Vec<&str> = all.iter().map(|e| e.type_name.as_str()).collect();
+        assert_eq!(types, ["m.Ctrl", "m.Note", "m.Axis", "m.Axis"]);
+        // the enum was fixed up to its value after the file; the sub-entity saw it
+        assert_eq!(field(&all[0], "mode"), "1");
+        assert_eq!(field(&all[1], "text"), "c1-1-m.Ctrl");
+        // both axes appended to the one list the model's define holds; append prints None
+        assert_eq!(field(&all[0], "axes"), "['a1', 'a2']");
+        assert_eq!(field(&all[2], "added"), "None");
+        // an object field prints as the id
+        assert_eq!(field(&all[3], "ctrl"), "c1");
+    }
+
+    #[test]
+    fn ids_are_checked_in_order() {
+        let e = resolve("ioc_name: x\ndescription: d\nentities:\n  - {type: m.Axis, name: a1, ctrl: c1}\n  - {type: m.Ctrl, name: c1}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("object c1 not found in ['a1']"), "{e}");
+        let e = resolve("ioc_name: x\ndescription: d\nentities:\n  - {type: m.Ctrl, name: c1}\n  - {type: m.Ctrl, name: c1, entity_enabled: false}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Duplicate id c1 in ['c1']"), "{e}");
+    }
+
+    #[test]
+    fn unknown_type_lists_the_tags() {
+        let e = resolve("ioc_name: x\ndescription: d\nentities:\n  - {type: m.Nope}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ioc.yaml:4:5: entities.0.`m.Nope`"), "{e}");
+        assert!(
+            e.contains(
+                "'m.Ctrl', 'm.Axis', 'm.Note', 'ibek.repeat', 'ibek.wait_ip', 'ibek.wait_usb'"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn repeat_expands_with_index() {
+        let all = resolve(
+            "ioc_name: x\ndescription: d\nentities:\n  - type: ibek.repeat\n    values: \"{{ range(2) | list }}\"\n    variable: i\n    entity: {type: m.Note, text: 'n{{ i }}/{{ i_num }}'}\n",
+        )
+        .unwrap();
+        let texts: Vec<String> = all.iter().map(|e| field(e, "text")).collect();
+        assert_eq!(texts, ["n0/0", "n1/1"]);
+    }
+}
