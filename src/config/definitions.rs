@@ -29,8 +29,11 @@ impl Definitions {
 
     /// Read one support file and add its models.
     pub fn add_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let value = yaml::load(path)?;
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let value = yaml::parse(path, &text)?;
         self.add_value(path, &text, value)
     }
 
@@ -80,13 +83,14 @@ impl Definitions {
                 .and_then(|n| n.as_str())
                 .unwrap_or("?")
                 .to_owned();
-            let line = find_line(text, &format!("name: {name}"));
+            // only looked up when the model is bad
+            let line = || find_line(text, &format!("name: {name}"));
             let mut model: EntityModel = serde_yaml::from_value(raw)
-                .map_err(|e| err(line, format!("entity_models.{i} ({name}): {e}")))?;
+                .map_err(|e| err(line(), format!("entity_models.{i} ({name}): {e}")))?;
             check_model(&mut model)
-                .map_err(|m| err(line, format!("entity_models.{i} ({name}): {m}")))?;
+                .map_err(|m| err(line(), format!("entity_models.{i} ({name}): {m}")))?;
             if names.contains(&model.name) {
-                return Err(err(line, format!("Duplicate entity name {}", model.name)));
+                return Err(err(line(), format!("Duplicate entity name {}", model.name)));
             }
             names.push(model.name.clone());
             model.module = head.module.clone();

@@ -22,6 +22,21 @@ use minijinja::{Environment, Error, ErrorKind, FormatStyle, State, UndefinedBeha
 use super::objects::{value_error, EnvMap, Globals, PyTuple};
 use super::pyvalue::{as_float_only, coerce, parse_py_float, py_repr, py_str};
 
+/// What a template is rendered against: a map, or an entity (`dict(entity)`) without
+/// copying its fields first.
+pub trait Context {
+    /// Call `f` for every name and value, in order.
+    fn for_each(&self, f: &mut dyn FnMut(&str, &Value));
+}
+
+impl Context for IndexMap<String, Value> {
+    fn for_each(&self, f: &mut dyn FnMut(&str, &Value)) {
+        for (k, v) in self {
+            f(k, v);
+        }
+    }
+}
+
 /// The render types that coerce with `literal_eval` (ibek `Utils.typs`).
 const COERCE_TYPES: [&str; 5] = ["int", "float", "bool", "list", "dict"];
 
@@ -99,27 +114,17 @@ impl Engine {
 
     /// ibek's `Utils.render(context, text, typ)`: render with the globals, then coerce.
     /// The error is ibek's `Error rendering template:\n<text>\nError: <cause>`.
-    pub fn render(
-        &self,
-        ctx: &IndexMap<String, Value>,
-        text: &str,
-        typ: &str,
-    ) -> Result<Value, String> {
+    pub fn render(&self, ctx: &dyn Context, text: &str, typ: &str) -> Result<Value, String> {
         self.render_raw(ctx, text, typ)
             .map_err(|e| format!("Error rendering template:\n{text}\nError: {e}"))
     }
 
     /// Render to a string (for `typ` "str" and the like).
-    pub fn render_str(&self, ctx: &IndexMap<String, Value>, text: &str) -> Result<String, String> {
+    pub fn render_str(&self, ctx: &dyn Context, text: &str) -> Result<String, String> {
         self.render(ctx, text, "str").map(|v| py_str(&v))
     }
 
-    fn render_raw(
-        &self,
-        ctx: &IndexMap<String, Value>,
-        text: &str,
-        typ: &str,
-    ) -> Result<Value, String> {
+    fn render_raw(&self, ctx: &dyn Context, text: &str, typ: &str) -> Result<Value, String> {
         if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
             // no Jinja syntax: the output is the text with newlines normalised and one
             // trailing newline dropped, so skip the engine
@@ -131,21 +136,22 @@ impl Engine {
         }
         let name = self.template_name(text);
         let tmpl = self.env.get_template(&name).map_err(|e| describe(&e))?;
-        let mut map: IndexMap<String, Value> = ctx.clone();
-        map.insert(
-            "_global".into(),
+        // the context, then ibek's extra keyword arguments, which win (spec §3.1)
+        let mut pairs: Vec<(Value, Value)> = Vec::with_capacity(64);
+        ctx.for_each(&mut |k, v| pairs.push((Value::from(k), v.clone())));
+        pairs.push((
+            Value::from("_global"),
             Value::from_dyn_object(self.globals.clone()),
-        );
-        for (k, v) in self.globals.snapshot() {
-            map.insert(k, v);
-        }
-        map.insert(
-            "ioc_yaml_file_name".into(),
+        ));
+        self.globals
+            .for_each(&mut |k, v| pairs.push((Value::from(k), v.clone())));
+        pairs.push((
+            Value::from("ioc_yaml_file_name"),
             Value::from(self.file_name.as_str()),
-        );
-        map.insert("ioc_name".into(), Value::from(self.ioc_name()));
+        ));
+        pairs.push((Value::from("ioc_name"), Value::from(self.ioc_name())));
         let out = tmpl
-            .render(Value::from_iter(map))
+            .render(Value::from_iter(pairs))
             .map_err(|e| describe(&e))?;
         self.finish(out, text, typ)
     }

@@ -221,7 +221,7 @@ fn render_ioc_name(engine: &Engine, inst: &Instance) -> Result<String, RenderErr
     let raw = pyvalue::from_yaml(&inst.ioc_name);
     match raw.as_str() {
         Some(text) => engine
-            .render_str(&Default::default(), text)
+            .render_str(&indexmap::IndexMap::new(), text)
             .map_err(|message| RenderError::IocName {
                 file: inst.path.clone(),
                 message,

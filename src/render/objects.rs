@@ -72,6 +72,13 @@ impl Entity {
         lock(&self.fields).clone()
     }
 
+    /// Call `f` on every field in order, without copying the map.
+    pub fn for_each_field(&self, f: &mut dyn FnMut(&str, &Value)) {
+        for (k, v) in lock(&self.fields).iter() {
+            f(k, v);
+        }
+    }
+
     /// Whether a name is in `__dict__`.
     pub fn has(&self, name: &str) -> bool {
         lock(&self.fields).contains_key(name)
@@ -207,6 +214,13 @@ impl Globals {
     /// A snapshot of the variables (they are passed by name into each render).
     pub fn snapshot(&self) -> IndexMap<String, Value> {
         lock(&self.vars).clone()
+    }
+
+    /// Call `f` on every variable in order.
+    pub fn for_each(&self, f: &mut dyn FnMut(&str, &Value)) {
+        for (k, v) in lock(&self.vars).iter() {
+            f(k, v);
+        }
     }
 
     /// Whether a variable exists (`arg in UTILS.variables`).
@@ -365,5 +379,11 @@ impl Object for PyTuple {
         f.write_str(&super::pyvalue::py_str(&Value::from_dyn_object(
             self.clone(),
         )))
+    }
+}
+
+impl super::jinja::Context for Entity {
+    fn for_each(&self, f: &mut dyn FnMut(&str, &Value)) {
+        self.for_each_field(f);
     }
 }

@@ -186,18 +186,15 @@ impl<'a> Resolver<'a> {
                     "{{% if {} %}}True{{% else %}}False{{% endif %}}",
                     v.assertion
                 );
-                let result = self
-                    .engine
-                    .render(&entity.fields(), &text, "")
-                    .map_err(|e| {
-                        format!(
-                            "{type_name}: could not evaluate validation '{a}': {e}",
-                            type_name = entity.type_name,
-                            a = v.assertion
-                        )
-                    })?;
+                let result = self.engine.render(&**entity, &text, "").map_err(|e| {
+                    format!(
+                        "{type_name}: could not evaluate validation '{a}': {e}",
+                        type_name = entity.type_name,
+                        a = v.assertion
+                    )
+                })?;
                 if py_str(&result) != "True" {
-                    let msg = self.engine.render(&entity.fields(), &v.message, "")?;
+                    let msg = self.engine.render(&**entity, &v.message, "")?;
                     return Err(format!(
                         "{}: validation failed: {}",
                         entity.type_name,
@@ -239,7 +236,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<(), String> {
         let mut value = value;
         if let Some(s) = value.as_str() {
-            value = self.engine.render(&entity.fields(), s, typ)?;
+            value = self.engine.render(&**entity, s, typ)?;
         }
         if typ == "object" {
             if let Some(id) = value.as_str() {

@@ -86,11 +86,10 @@ fn env_vars(engine: &Engine, e: &Entity) -> Result<String, String> {
     if model.env_vars.is_empty() {
         return Ok(String::new());
     }
-    let fields = e.fields();
     let mut lines = Vec::new();
     for var in &model.env_vars {
         let tmpl = format!("epicsEnvSet {} {}", var.name, var.value);
-        lines.push(py_str(&engine.render(&fields, &tmpl, "")?));
+        lines.push(py_str(&engine.render(e, &tmpl, "")?));
     }
     Ok(lines.join("\n") + "\n")
 }
@@ -131,7 +130,7 @@ fn script(
             _ => {}
         }
         let result = engine
-            .render_str(&e.fields(), &text)
+            .render_str(e, &text)
             .map_err(|m| format!("{}: {m}", e.origin()))?;
         if !result.is_empty() {
             out.push_str(&result);
