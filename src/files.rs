@@ -55,6 +55,12 @@ pub fn create_dir_all(path: &Path) -> Result<(), FilesError> {
 
 /// Write `contents` to `path` atomically: a temporary file in the same folder, then rename.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FilesError> {
+    write_renamed(path, contents, true)
+}
+
+/// [`write_atomic`] with or without syncing the data before the rename. Readers see the old or
+/// the new file either way; syncing only adds durability across a power cut.
+fn write_renamed(path: &Path, contents: &[u8], sync: bool) -> Result<(), FilesError> {
     let dir = parent_of(path);
     create_dir_all(dir)?;
     let wrap = |source| FilesError::Write {
@@ -66,7 +72,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FilesError> {
         .tempfile_in(dir)
         .map_err(wrap)?;
     tmp.write_all(contents).map_err(wrap)?;
-    tmp.as_file().sync_data().map_err(wrap)?;
+    if sync {
+        tmp.as_file().sync_data().map_err(wrap)?;
+    }
     tmp.persist(path).map_err(|e| wrap(e.error))?;
     set_default_mode(path);
     Ok(())
@@ -76,12 +84,23 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FilesError> {
 #[derive(Debug, Default)]
 pub struct Staged {
     files: Vec<(PathBuf, Vec<u8>)>,
+    /// Skip the per-file data sync: for outputs rebuilt at every start (the PVI screens, where
+    /// dozens of syncs cost most of a second on a busy node).
+    unsynced: bool,
 }
 
 impl Staged {
     /// An empty set.
     pub fn new() -> Staged {
         Staged::default()
+    }
+
+    /// An empty set whose files are not synced to disk before they are renamed into place.
+    pub fn unsynced() -> Staged {
+        Staged {
+            unsynced: true,
+            ..Staged::default()
+        }
     }
 
     /// Add a file, by its path relative to the target folder.
@@ -99,7 +118,7 @@ impl Staged {
     pub fn write_into(&self, dir: &Path) -> Result<(), FilesError> {
         create_dir_all(dir)?;
         for (rel, contents) in &self.files {
-            write_atomic(&dir.join(rel), contents)?;
+            write_renamed(&dir.join(rel), contents, !self.unsynced)?;
         }
         Ok(())
     }

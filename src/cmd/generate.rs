@@ -105,7 +105,8 @@ fn publish_screens(opi: &Path, made: &pvi::IocPvi) -> Option<String> {
         .iter()
         .map(|e| crate::error::chain(e))
         .collect();
-    let mut staged = Staged::new();
+    // screens are remade at every start: atomic renames, but no per-file sync
+    let mut staged = Staged::unsynced();
     for (name, text) in &made.screens {
         staged.add(name, text.as_bytes());
     }
