@@ -103,6 +103,35 @@ pub struct WaitArgs {
     pub disable: Option<String>,
 }
 
+/// The hardware-wait settings of `iocrun start` (step 8), with the same environment twins as
+/// `iocrun wait`'s flags; flattened in by `cmd/start.rs`.
+#[derive(Debug, Clone, Args)]
+pub struct WaitFlags {
+    /// Created when the hardware wait succeeds or is skipped; start-up probes poll it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "IOCRUN_WAIT_DONE_FILE",
+        default_value = "/tmp/doWait_completed.txt"
+    )]
+    pub wait_done_file: PathBuf,
+    /// Give up the hardware wait after this many seconds in total.
+    #[arg(long, value_name = "SECONDS", env = "IOCRUN_WAIT_TIMEOUT", value_parser = seconds)]
+    pub wait_timeout: Option<Duration>,
+    /// Say which hardware is still pending every this many seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "IOCRUN_WAIT_PROGRESS",
+        default_value = "10",
+        value_parser = seconds
+    )]
+    pub wait_progress: Duration,
+    /// Skip the hardware wait (only the exact value `true` counts, as in start.sh).
+    #[arg(long, value_name = "BOOL", env = "IBEK_DO_WAIT_DISABLE", hide = true)]
+    pub wait_disable: Option<String>,
+}
+
 /// `iocrun place-files`.
 #[derive(Debug, Args)]
 pub struct PlaceFilesArgs {

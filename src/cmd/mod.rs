@@ -6,7 +6,7 @@ mod caget;
 pub mod check;
 pub mod expand;
 pub mod generate;
-mod place_files;
+pub mod place_files;
 mod probe;
 mod pvi;
 mod schema;
