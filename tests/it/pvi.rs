@@ -251,6 +251,13 @@ fn bad_device_files_name_file_and_key() {
 /// An `iocrun generate` command for a shared ibek conformance case, in `env` laid out as the
 /// case's compare.sh does (pvi-defs linked in, outputs into `env`'s runtime folder).
 fn generate_cmd(env: &TestEnv, name: &str) -> Option<Command> {
+    let mut cmd = case_cmd(env, name, "generate")?;
+    cmd.arg("-o").arg(env.runtime_dir());
+    Some(cmd)
+}
+
+/// `iocrun SUBCOMMAND CONFIG_DIR --definitions …` for a shared ibek conformance case.
+fn case_cmd(env: &TestEnv, name: &str, subcommand: &str) -> Option<Command> {
     let case = util::shared_dir()?
         .join("conformance/ibek/cases")
         .join(name);
@@ -259,17 +266,11 @@ fn generate_cmd(env: &TestEnv, name: &str) -> Option<Command> {
         std::os::unix::fs::symlink(case.join("input/pvi-defs"), link).expect("link pvi-defs");
     }
     let mut cmd = env.iocrun();
-    cmd.arg("generate").arg(case.join("input/config"));
-    for line in std::fs::read_to_string(case.join("defs.txt"))
-        .expect("defs")
-        .lines()
-    {
-        if !line.trim().is_empty() {
-            cmd.arg("--definitions")
-                .arg(case.join("input").join(line.trim()));
-        }
+    cmd.arg(subcommand).arg(case.join("input/config"));
+    let defs = std::fs::read_to_string(case.join("defs.txt")).expect("defs");
+    for line in defs.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        cmd.arg("--definitions").arg(case.join("input").join(line));
     }
-    cmd.arg("-o").arg(env.runtime_dir());
     Some(cmd)
 }
 
@@ -337,22 +338,9 @@ fn generate_replaces_the_opi_folder_and_no_pvi_skips_it() {
 #[test]
 fn check_fails_on_a_missing_screen_device() {
     let env = TestEnv::new();
-    let Some(shared) = util::shared_dir() else {
+    let Some(mut cmd) = case_cmd(&env, "err-pmac-unknown-builtin-wait_ip", "check") else {
         return;
     };
-    let case = shared.join("conformance/ibek/cases/err-pmac-unknown-builtin-wait_ip");
-    std::fs::create_dir_all(env.root().join("pvi-defs")).expect("pvi-defs");
-    let mut cmd = env.iocrun();
-    cmd.arg("check").arg(case.join("input/config"));
-    for line in std::fs::read_to_string(case.join("defs.txt"))
-        .expect("defs")
-        .lines()
-    {
-        if !line.trim().is_empty() {
-            cmd.arg("--definitions")
-                .arg(case.join("input").join(line.trim()));
-        }
-    }
     let out = cmd.output().expect("run check");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
