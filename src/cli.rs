@@ -8,21 +8,35 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::supervise::Restart;
+
 /// PID 1 for EPICS IOC containers.
 #[derive(Debug, Parser)]
-#[command(name = "iocrun", version, about, propagate_version = true)]
+#[command(
+    name = "iocrun",
+    version,
+    about,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// More diagnostics on stderr (-v info, -vv debug); `IOCRUN_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// `iocrun` with no subcommand is `iocrun start`; its flags are accepted here too.
+    #[command(flatten)]
+    pub start: StartArgs,
+
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// One variant per subcommand of the contract table.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the start sequence, then supervise the IOC until told to stop (the default).
+    Start(StartArgs),
     /// Render st.cmd, ioc.subst and wait_list.yaml from ioc.yaml (ibek runtime generate2).
     Generate(GenerateArgs),
     /// Validate an instance without writing anything.
@@ -226,4 +240,97 @@ pub struct SchemaArgs {
     /// Where to write the schema (default: stdout).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+}
+
+/// Flags of `iocrun start` (and of bare `iocrun`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// When to restart the IOC after it exits on its own.
+    #[arg(long, env = "IOCRUN_RESTART", value_enum, default_value = "always")]
+    pub restart: Restart,
+
+    /// How long a stop waits for the IOC (and anything else left) before SIGKILL.
+    #[arg(long, env = "IOCRUN_GRACE", default_value = "2s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Delay before the first restart; it doubles with each quick failure.
+    #[arg(long, env = "IOCRUN_RESTART_DELAY", default_value = "1s", value_parser = parse_duration)]
+    pub restart_delay: Duration,
+
+    /// Upper bound of the restart delay.
+    #[arg(long, env = "IOCRUN_RESTART_DELAY_MAX", default_value = "30s", value_parser = parse_duration)]
+    pub restart_delay_max: Duration,
+
+    /// A run at least this long is stable: the backoff and the crash count reset.
+    #[arg(long, env = "IOCRUN_STABLE_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub stable_after: Duration,
+
+    /// Give up (exit 75) after this many quick failures in a row; 0 restarts forever.
+    #[arg(long, env = "IOCRUN_CRASH_LIMIT", default_value_t = 10)]
+    pub crash_limit: u32,
+
+    /// Pause before exiting when a start step fails, so the pod does not hot-loop.
+    #[arg(long, env = "IOCRUN_FAIL_PAUSE", default_value = "10s", value_parser = parse_duration)]
+    pub fail_pause: Duration,
+
+    /// Supervise this command instead of the IOC; start steps 2–8 are skipped.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// `2s`, `500ms`, `1.5s`, `3m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (examples: 2s, 500ms, 1m)"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}' (use ms, s or m)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("'{text}': {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_the_units_people_type() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn bare_iocrun_takes_start_flags_and_a_command() {
+        let cli = Cli::try_parse_from(["iocrun", "--grace", "5s", "--", "sh", "-c", "exit 3"])
+            .expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.start.grace, Duration::from_secs(5));
+        assert_eq!(cli.start.command, ["sh", "-c", "exit 3"]);
+        let cli = Cli::try_parse_from(["iocrun", "start", "--restart", "never"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Start(StartArgs {
+                restart: Restart::Never,
+                ..
+            }))
+        ));
+    }
 }

@@ -42,6 +42,12 @@ pub enum Error {
     /// `iocrun probe` could not get a verdict.
     #[error(transparent)]
     Probe(#[from] crate::serve::ProbeError),
+    /// Supervising the IOC failed before it could run (PTY, signals, exec).
+    #[error(transparent)]
+    Supervise(#[from] crate::supervise::SuperviseError),
+    /// A step of the start sequence outside any stage module.
+    #[error(transparent)]
+    Start(#[from] crate::cmd::start::StartError),
 }
 
 impl Error {
@@ -64,6 +70,9 @@ impl Error {
             Error::Ca(_) => ExitCode::from(1),
             // a probe without an answer is a failed probe
             Error::Probe(_) => ExitCode::from(1),
+            // the shell's 127/126 for a missing or non-executable program, as tini does
+            Error::Supervise(e) => ExitCode::from(e.exit_code()),
+            Error::Start(_) => ExitCode::from(1),
         }
     }
 }

@@ -19,4 +19,5 @@ pub mod place;
 pub mod pvi;
 pub mod render;
 pub mod serve;
+pub mod supervise;
 pub mod wait;

@@ -1,0 +1,534 @@
+//! PID 1 duties: run the IOC under a PTY, reap every child, forward signals, restart with
+//! backoff, stop gracefully, and exit with a meaningful code. Uses no pipeline module.
+//!
+//! # Theory of Operation
+//!
+//! One [`Supervisor`] task owns the child. Everything that can happen to it arrives as an
+//! [`Event`] on one queue and is handled in arrival order: signals (from the signal-hook thread
+//! in `signals.rs`) and [`Control`] messages (console input, resize, stop, restart) sent
+//! through a cloneable [`Handle`]. Timers (restart backoff, grace deadline) are the only other
+//! wake-ups. After each event the task publishes a [`State`] on a `watch` channel, which serve
+//! and probe read without touching the child (the watchexec `job/` shape, style.md habit 7).
+//!
+//! The child runs on a PTY (`child.rs`) in its own session, so its pid is its process group;
+//! signals go to that group. On SIGCHLD, `reap.rs` drains `waitpid(-1)` — the only wait in the
+//! program — and the supervisor recognises the IOC's pid among the reaped; the rest are
+//! orphans. When the IOC ends on its own, `policy.rs` decides: restart after a backoff, exit
+//! with its code, or give up after a crash loop ([`GAVE_UP_EXIT_CODE`]).
+//!
+//! Stop (SIGTERM or SIGINT, or [`Control::Stop`]): restarts are cancelled, the signal goes to
+//! the IOC's group, and a grace period starts. Once the IOC has gone, any other process we
+//! still own gets SIGTERM; when the grace period ends, the IOC's group and every remaining
+//! process get SIGKILL. iocrun exits as soon as nothing is left — never later than needed
+//! (s6-overlay #204) — with the IOC's code or 128 + signal. The same drain follows a final
+//! exit under `--restart never|on-failure`.
+//!
+//! Everything the kernel does is behind [`sys::Sys`], so all of the above is unit-tested
+//! against a recording fake with tokio's paused clock.
+
+mod child;
+mod lifecycle;
+mod policy;
+mod reap;
+mod signals;
+mod state;
+mod stdio;
+mod sys;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+pub use child::{Pty, DEFAULT_SIZE};
+pub use lifecycle::{banner_line, timestamp, OutputSink, StdoutSink};
+pub use policy::{Policy, Restart, GAVE_UP_EXIT_CODE};
+pub use signals::unblock_all as unblock_signals;
+pub use state::{signal_name, ChildState, ExitStatus, State};
+pub use stdio::{forward_stdin, stdin_size, RawMode};
+pub use sys::{CommandSpec, RealSys};
+
+use sys::{Pid, Sys, Target};
+
+/// What can go wrong while supervising.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    #[error("the command to supervise is empty")]
+    EmptyCommand,
+    #[error("cannot find program '{program}'")]
+    NotFound { program: String },
+    #[error("cannot execute '{program}': {reason}")]
+    NotExecutable { program: String, reason: String },
+    #[error("cannot spawn '{program}': {message}")]
+    Spawn { program: String, message: String },
+    #[error("cannot open the IOC terminal ({step}): {message}")]
+    Pty { step: &'static str, message: String },
+    #[error("cannot register signal handlers")]
+    Signals {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the {name} thread")]
+    Thread {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set PR_SET_CHILD_SUBREAPER: {errno}")]
+    Subreaper { errno: nix::errno::Errno },
+}
+
+impl SuperviseError {
+    /// The shell's codes for exec failures (127 not found, 126 not executable), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SuperviseError::NotFound { .. } => 127,
+            SuperviseError::NotExecutable { .. } => 126,
+            _ => 1,
+        }
+    }
+}
+
+/// Requests to the supervisor, processed in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Bytes for the IOC's terminal.
+    Input(Vec<u8>),
+    /// New terminal size for the IOC.
+    Resize { rows: u16, cols: u16 },
+    /// Stop as on SIGTERM.
+    Stop,
+    /// Kill the IOC's group now and start it again at once, whatever the policy.
+    Restart,
+    /// Send a signal to the IOC's process group.
+    Signal(i32),
+}
+
+/// One item on the supervisor's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Signal(i32),
+    Control(Control),
+}
+
+/// Settings of one supervisor.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub command: CommandSpec,
+    pub policy: Policy,
+    /// How long a stop waits before SIGKILL.
+    pub grace: Duration,
+}
+
+/// A cheap, cloneable way to talk to the supervisor and watch its state.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    events: mpsc::UnboundedSender<Event>,
+    state: watch::Receiver<State>,
+}
+
+impl Handle {
+    /// Queue a control message; false once the supervisor has finished.
+    pub fn send(&self, control: Control) -> bool {
+        self.events.send(Event::Control(control)).is_ok()
+    }
+
+    /// Deliver a signal as if it had arrived (used by the signal thread).
+    pub fn signal(&self, sig: i32) -> bool {
+        self.events.send(Event::Signal(sig)).is_ok()
+    }
+
+    /// A receiver of every state change.
+    pub fn state(&self) -> watch::Receiver<State> {
+        self.state.clone()
+    }
+}
+
+/// Make this process the reaper of orphaned descendants when it is not PID 1.
+pub fn become_subreaper() -> Result<(), SuperviseError> {
+    if std::process::id() == 1 {
+        return Ok(());
+    }
+    nix::sys::prctl::set_child_subreaper(true).map_err(|errno| SuperviseError::Subreaper { errno })
+}
+
+/// Register the signal handlers; each signal is delivered to `handle`.
+pub fn install_signals(handle: Handle) -> Result<(), SuperviseError> {
+    signals::install(move |sig| {
+        handle.signal(sig);
+    })
+}
+
+struct Running {
+    pid: Pid,
+    started: Instant,
+}
+
+struct Stopping {
+    deadline: Instant,
+    killed: bool,
+}
+
+/// The task that owns the child (see the module's Theory of Operation).
+pub struct Supervisor<S: Sys> {
+    sys: S,
+    cfg: Config,
+    out: Arc<dyn OutputSink>,
+    events: mpsc::UnboundedReceiver<Event>,
+    handle: Handle,
+    state: watch::Sender<State>,
+    child: Option<Running>,
+    /// Process group of the latest child, for stragglers after it is gone.
+    group: Option<Pid>,
+    restart_at: Option<Instant>,
+    restart_now: bool,
+    stop: Option<Stopping>,
+    stragglers_told: bool,
+    exit_code: Option<i32>,
+    history: policy::History,
+    children_left: bool,
+}
+
+impl<S: Sys> Supervisor<S> {
+    /// A supervisor that publishes on `state`; run it with [`Supervisor::run`].
+    pub fn new(sys: S, cfg: Config, out: Arc<dyn OutputSink>, state: watch::Sender<State>) -> Self {
+        let (tx, events) = mpsc::unbounded_channel();
+        let handle = Handle {
+            events: tx,
+            state: state.subscribe(),
+        };
+        Supervisor {
+            sys,
+            cfg,
+            out,
+            events,
+            handle,
+            state,
+            child: None,
+            group: None,
+            restart_at: None,
+            restart_now: false,
+            stop: None,
+            stragglers_told: false,
+            exit_code: None,
+            history: policy::History::default(),
+            children_left: false,
+        }
+    }
+
+    /// A handle for control messages and state.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Supervise until everything is gone; returns iocrun's exit code.
+    pub async fn run(mut self) -> i32 {
+        // a stop that arrived before the first spawn means no spawn at all
+        while let Ok(event) = self.events.try_recv() {
+            self.on_event(event);
+        }
+        if self.stop.is_none() {
+            self.start_child();
+        }
+        loop {
+            if let Some(code) = self.finished() {
+                self.sys.drain_output();
+                self.say(&format!("iocrun exiting with code {code}"));
+                return code;
+            }
+            let deadline = self.deadline();
+            tokio::select! {
+                event = self.events.recv() => {
+                    // the supervisor holds a sender itself, so the queue never closes
+                    if let Some(event) = event {
+                        self.on_event(event);
+                    }
+                }
+                () = sleep_until(deadline) => self.on_deadline(),
+            }
+        }
+    }
+
+    fn finished(&self) -> Option<i32> {
+        let code = self.exit_code?;
+        (self.child.is_none() && !self.children_left).then_some(code)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let stop = self.stop.as_ref().map(|s| s.deadline);
+        match (self.restart_at, stop) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Signal(sig) => match signals::action(sig) {
+                signals::Action::Reap => self.reap(),
+                signals::Action::Stop => self.begin_stop(sig),
+                signals::Action::Forward => self.forward(sig),
+                signals::Action::Winch => self.winch(sig),
+            },
+            Event::Control(Control::Input(bytes)) => self.sys.write_input(bytes),
+            Event::Control(Control::Resize { rows, cols }) => self.sys.resize(rows, cols),
+            Event::Control(Control::Stop) => self.begin_stop(libc::SIGTERM),
+            Event::Control(Control::Restart) => self.restart(),
+            Event::Control(Control::Signal(sig)) => self.forward(sig),
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        let now = Instant::now();
+        if self.restart_at.is_some_and(|at| at <= now) {
+            self.restart_at = None;
+            self.start_child();
+        }
+        if self.stop.as_ref().is_some_and(|s| s.deadline <= now) {
+            self.grace_over(now);
+        }
+    }
+
+    fn start_child(&mut self) {
+        match self.sys.spawn(&self.cfg.command) {
+            Ok(pid) => {
+                self.child = Some(Running {
+                    pid,
+                    started: Instant::now(),
+                });
+                self.group = Some(pid);
+                self.children_left = true;
+                self.say(&format!(
+                    "started pid {pid}: {}",
+                    self.cfg.command.display()
+                ));
+                self.publish(ChildState::Running {
+                    pid,
+                    since: SystemTime::now(),
+                });
+            }
+            Err(e) => {
+                self.say(&format!(
+                    "cannot start the IOC: {}",
+                    crate::error::chain(&e)
+                ));
+                self.finish(i32::from(e.exit_code()), false);
+                self.tell_stragglers();
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        let reaped = reap::drain(&mut self.sys);
+        self.children_left = reaped.children_left;
+        for (pid, status) in reaped.ended {
+            if self.child.as_ref().is_some_and(|c| c.pid == pid) {
+                self.on_child_exit(status);
+            } else {
+                tracing::debug!(pid, %status, "reaped an orphan");
+            }
+        }
+        self.tell_stragglers();
+    }
+
+    fn on_child_exit(&mut self, status: ExitStatus) {
+        let Some(run) = self.child.take() else {
+            return;
+        };
+        // let the IOC's last words reach the stream before the line that says it ended
+        self.sys.drain_output();
+        self.say(&format!("pid {} ended: {status}", run.pid));
+        self.state.send_modify(|s| s.last_exit = Some(status));
+        if self.stop.is_some() {
+            self.exit_code.get_or_insert(status.code());
+            return;
+        }
+        if std::mem::take(&mut self.restart_now) {
+            self.schedule_restart(Duration::ZERO, status);
+            return;
+        }
+        let ran_for = Instant::now().saturating_duration_since(run.started);
+        match policy::decide(&self.cfg.policy, &mut self.history, status, ran_for) {
+            policy::Decision::Restart { delay } => self.schedule_restart(delay, status),
+            policy::Decision::Exit { code } => self.finish(code, false),
+            policy::Decision::GiveUp { failures } => {
+                self.say(&format!(
+                    "giving up after {failures} quick failures in a row (each ran < {})",
+                    human(self.cfg.policy.stable_after)
+                ));
+                self.finish(GAVE_UP_EXIT_CODE, true);
+            }
+        }
+    }
+
+    fn schedule_restart(&mut self, delay: Duration, last: ExitStatus) {
+        self.say(&format!("restarting in {}", human(delay)));
+        self.restart_at = Some(Instant::now() + delay);
+        let restarts = self.history.restarts;
+        self.state.send_modify(|s| {
+            s.restarts = restarts;
+            s.child = ChildState::Backoff {
+                until: SystemTime::now() + delay,
+                last,
+            };
+        });
+    }
+
+    /// No restart will follow: exit with `code` once every remaining process is gone.
+    fn finish(&mut self, code: i32, gave_up: bool) {
+        self.exit_code = Some(code);
+        self.stop = Some(Stopping {
+            deadline: Instant::now() + self.cfg.grace,
+            killed: false,
+        });
+        let at = SystemTime::now();
+        self.publish(if gave_up {
+            ChildState::GaveUp { at, code }
+        } else {
+            ChildState::Exited { at, code }
+        });
+    }
+
+    fn begin_stop(&mut self, sig: i32) {
+        if self.stop.is_some() {
+            // a repeated stop signal is passed on again; the grace deadline stays
+            self.forward(sig);
+            return;
+        }
+        self.say(&format!(
+            "received {}: stopping (grace {})",
+            signal_name(sig),
+            human(self.cfg.grace)
+        ));
+        self.restart_at = None;
+        self.stop = Some(Stopping {
+            deadline: Instant::now() + self.cfg.grace,
+            killed: false,
+        });
+        match &self.child {
+            Some(run) => {
+                let pid = run.pid;
+                self.send(Target::Group(pid), sig);
+                self.publish(ChildState::Stopping {
+                    since: SystemTime::now(),
+                });
+            }
+            None => {
+                // stopped during backoff: the last run's code, or the signal's if none ran
+                let last = self.state.borrow().last_exit.map(ExitStatus::code);
+                self.exit_code.get_or_insert(last.unwrap_or(128 + sig));
+                self.tell_stragglers();
+            }
+        }
+    }
+
+    /// Once the IOC is gone and an exit is pending, ask everything else we own to go too.
+    fn tell_stragglers(&mut self) {
+        if self.stop.is_none()
+            || self.child.is_some()
+            || !self.children_left
+            || self.stragglers_told
+        {
+            return;
+        }
+        self.stragglers_told = true;
+        if let Some(group) = self.group {
+            self.send(Target::Group(group), libc::SIGTERM);
+        }
+        self.send(Target::Others, libc::SIGTERM);
+    }
+
+    fn grace_over(&mut self, now: Instant) {
+        let Some(stop) = self.stop.as_mut() else {
+            return;
+        };
+        if stop.killed {
+            // SIGKILL did not make everything go (uninterruptible sleep?): leave anyway
+            tracing::error!("processes survived SIGKILL; exiting without them");
+            self.exit_code.get_or_insert(128 + libc::SIGKILL);
+            self.child = None;
+            self.children_left = false;
+            return;
+        }
+        stop.killed = true;
+        stop.deadline = now + KILL_WAIT;
+        self.say("grace period over: sending SIGKILL to every remaining process");
+        if let Some(group) = self.group {
+            self.send(Target::Group(group), libc::SIGKILL);
+        }
+        self.send(Target::Others, libc::SIGKILL);
+    }
+
+    fn forward(&mut self, sig: i32) {
+        match &self.child {
+            Some(run) => {
+                let pid = run.pid;
+                self.send(Target::Group(pid), sig);
+            }
+            None => tracing::info!("{} not forwarded: the IOC is not running", signal_name(sig)),
+        }
+    }
+
+    fn winch(&mut self, sig: i32) {
+        match self.sys.terminal_size() {
+            Some((rows, cols)) => self.sys.resize(rows, cols),
+            None => self.forward(sig),
+        }
+    }
+
+    fn restart(&mut self) {
+        if self.stop.is_some() {
+            return;
+        }
+        match &self.child {
+            Some(run) => {
+                let pid = run.pid;
+                self.say(&format!("restart requested: killing pid {pid}"));
+                self.restart_now = true;
+                self.send(Target::Group(pid), libc::SIGKILL);
+            }
+            None => self.restart_at = Some(Instant::now()),
+        }
+    }
+
+    fn send(&mut self, target: Target, sig: i32) {
+        match self.sys.signal(target, sig) {
+            // ESRCH: the target is already gone, which is what we wanted
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => tracing::warn!("kill({target:?}, {}) failed: {e}", signal_name(sig)),
+        }
+    }
+
+    fn publish(&self, child: ChildState) {
+        self.state.send_modify(|s| s.child = child);
+    }
+
+    fn say(&self, message: &str) {
+        self.out.publish(banner_line(message).as_bytes());
+    }
+}
+
+/// How long to wait for SIGKILLed processes to be reaped before leaving without them.
+const KILL_WAIT: Duration = Duration::from_secs(1);
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `1.5s`, `250ms`: durations as the flags take them.
+pub fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests;

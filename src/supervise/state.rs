@@ -1,0 +1,132 @@
+//! What the supervised child is doing right now, with timestamps, as serve and probe see it.
+//!
+//! The supervisor is the only writer: it publishes a fresh [`State`] on a tokio `watch` channel
+//! at every transition, so readers never touch the child or the PTY (style.md, habit 7).
+
+use std::time::SystemTime;
+
+/// How a child process ended, as `waitpid` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Exited(i32),
+    /// Killed by this signal number.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell's convention: the code itself, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(sig) => 128 + sig,
+        }
+    }
+
+    /// True for `exit(0)` only.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ExitStatus::Exited(code) => write!(f, "exit status {code}"),
+            ExitStatus::Signaled(sig) => write!(f, "signal {sig} ({})", signal_name(sig)),
+        }
+    }
+}
+
+/// The conventional name of a signal number (`SIGTERM`), or `SIG<n>` when unknown.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| format!("SIG{sig}"))
+}
+
+/// One phase of the container's life; the start sequence publishes the first two, the
+/// supervisor the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildState {
+    /// Start steps 2–7 (copy, render, expand, place files) are running.
+    Generating { since: SystemTime },
+    /// Start step 8: waiting for hardware listed in wait_list.yaml.
+    WaitingHardware { since: SystemTime },
+    /// A start step failed; iocrun pauses, then exits with `code`.
+    StartFailed { at: SystemTime, message: String },
+    /// The child is running.
+    Running { pid: i32, since: SystemTime },
+    /// The child ended and will be started again at `until`.
+    Backoff { until: SystemTime, last: ExitStatus },
+    /// Stop requested (signal or control message); waiting for the process tree to go.
+    Stopping { since: SystemTime },
+    /// The child ended and will not be restarted; iocrun exits with `code` once all is gone.
+    Exited { at: SystemTime, code: i32 },
+    /// Too many quick failures in a row: iocrun gave up and exits with `code`.
+    GaveUp { at: SystemTime, code: i32 },
+}
+
+impl ChildState {
+    /// The one-word name used by metrics (`epics_ioc_state{state=...}`, spec deploy-k8s §6.2).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChildState::Generating { .. } => "generating",
+            ChildState::WaitingHardware { .. } => "waiting_hw",
+            ChildState::StartFailed { .. } => "failed",
+            ChildState::Running { .. } => "running",
+            ChildState::Backoff { .. } => "backoff",
+            ChildState::Stopping { .. } => "stopping",
+            ChildState::Exited { .. } => "stopping",
+            ChildState::GaveUp { .. } => "failed",
+        }
+    }
+}
+
+/// Everything a reader may want: the phase plus counters that outlive one child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub child: ChildState,
+    /// Restarts done inside this container (invisible to Kubernetes, so counted here).
+    pub restarts: u64,
+    /// How the previous child ended, if one did.
+    pub last_exit: Option<ExitStatus>,
+}
+
+impl State {
+    /// The state before anything ran.
+    pub fn generating() -> State {
+        State {
+            child: ChildState::Generating {
+                since: SystemTime::now(),
+            },
+            restarts: 0,
+            last_exit: None,
+        }
+    }
+
+    /// True while the IOC process is up.
+    pub fn is_running(&self) -> bool {
+        matches!(self.child, ChildState::Running { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_shell() {
+        assert_eq!(ExitStatus::Exited(3).code(), 3);
+        assert_eq!(ExitStatus::Signaled(15).code(), 143);
+        assert!(ExitStatus::Exited(0).success());
+        assert!(!ExitStatus::Signaled(9).success());
+    }
+
+    #[test]
+    fn display_names_the_signal() {
+        assert_eq!(ExitStatus::Signaled(9).to_string(), "signal 9 (SIGKILL)");
+        assert_eq!(ExitStatus::Exited(1).to_string(), "exit status 1");
+        assert_eq!(signal_name(200), "SIG200");
+    }
+}

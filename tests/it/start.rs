@@ -1,0 +1,171 @@
+//! `iocrun` / `iocrun start` end to end with the real softIoc (EPICS base 7.0.8.1) as
+//! `$IOC/bin/linux-x86_64/ioc` in a temporary EPICS tree: the start sequence's steps 2–4 and 9,
+//! console input, restarts, the crash-loop limit, the start.sh override and the failure pause.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use nix::sys::signal::Signal;
+
+use crate::pid1::{self, Mode};
+use crate::util::{self, TestEnv};
+
+const IOC_DB: &str = "record(ai, \"DEMO:TEMP\") {\n    field(VAL, \"21.5\")\n}\n";
+const ST_CMD: &str = "dbLoadRecords(\"$(RUNTIME_DIR)/ioc.db\")\niocInit\ndbl\n";
+
+/// A temporary EPICS tree whose IOC binary is softIoc and whose config folder holds a
+/// hand-written st.cmd and ioc.db; `None` (skip) when softIoc is not installed.
+fn softioc_tree() -> Option<TestEnv> {
+    let bin = util::epics_bin()?;
+    let env = TestEnv::new();
+    let ioc_bin = env.root().join("ioc/bin/linux-x86_64");
+    std::fs::create_dir_all(&ioc_bin).expect("ioc bin dir");
+    std::os::unix::fs::symlink(bin.join("softIoc"), ioc_bin.join("ioc")).expect("symlink ioc");
+    env.write("ioc/config/ioc.db", IOC_DB);
+    env.write("ioc/config/st.cmd", ST_CMD);
+    Some(env)
+}
+
+/// `iocrun ARGS` in the tree, with Channel Access kept on the loopback interface.
+fn iocrun_in(env: &TestEnv, args: &[&str]) -> Command {
+    let mut cmd = env.iocrun();
+    cmd.args(args)
+        .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
+        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
+        .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
+    cmd
+}
+
+#[test]
+fn softioc_runs_from_the_copied_st_cmd_and_stops_on_term() {
+    let Some(env) = softioc_tree() else { return };
+    for mode in pid1::modes() {
+        let r = pid1::start(mode, iocrun_in(&env, &[]));
+        r.wait_for("DEMO:TEMP");
+        r.signal(Signal::SIGTERM);
+        let (code, out) = r.wait();
+        // iocsh has no SIGTERM handler (spec deploy-k8s §2.2), so softIoc dies of it
+        assert_eq!(code, 128 + libc::SIGTERM, "{mode:?}:\n{out}");
+        assert!(out.contains("iocRun: All initialization complete"), "{out}");
+        assert!(out.contains("received SIGTERM: stopping"), "{out}");
+        let copied = std::fs::read_to_string(env.runtime_dir().join("st.cmd")).expect("st.cmd");
+        assert_eq!(copied, ST_CMD);
+        assert!(env.runtime_dir().join("ioc.db").is_file());
+    }
+}
+
+#[test]
+fn exit_typed_on_the_console_ends_softioc_cleanly() {
+    let Some(env) = softioc_tree() else { return };
+    for mode in pid1::modes() {
+        let mut r = pid1::start(mode, iocrun_in(&env, &["--restart", "on-failure"]));
+        r.wait_for("DEMO:TEMP");
+        r.type_text("exit\n");
+        let (code, out) = r.wait();
+        assert_eq!(code, 0, "{mode:?}:\n{out}");
+        assert!(out.contains("ended: exit status 0"), "{out}");
+    }
+}
+
+#[test]
+fn softioc_is_restarted_after_exit_then_stopped() {
+    let Some(env) = softioc_tree() else { return };
+    let mut r = pid1::start(
+        Mode::Subreaper,
+        iocrun_in(&env, &["--restart", "always", "--restart-delay", "50ms"]),
+    );
+    r.wait_for("DEMO:TEMP");
+    r.type_text("exit\n");
+    r.wait_for("restarting in 50ms");
+    r.wait_for("started pid");
+    // the second run prints the record list again
+    let until = std::time::Instant::now() + pid1::DEADLINE;
+    while r.output().matches("DEMO:TEMP\n").count() < 2 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    r.signal(Signal::SIGTERM);
+    let (code, out) = r.wait();
+    assert_eq!(out.matches("started pid").count(), 2, "{out}");
+    assert_eq!(code, 128 + libc::SIGTERM, "{out}");
+}
+
+#[test]
+fn a_crash_loop_gives_up_with_code_75() {
+    // an IOC binary that fails at once, every time (softIoc would drop to its prompt)
+    let env = TestEnv::new();
+    let ioc = env.write(
+        "ioc/bin/linux-x86_64/ioc",
+        "#!/bin/sh\necho \"cannot start $1\"\nexit 1\n",
+    );
+    std::fs::set_permissions(&ioc, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let args = [
+        "--restart",
+        "always",
+        "--restart-delay",
+        "10ms",
+        "--crash-limit",
+        "3",
+    ];
+    let (code, out) = pid1::start(Mode::Subreaper, iocrun_in(&env, &args)).wait();
+    assert_eq!(code, 75, "{out}");
+    assert_eq!(out.matches("started pid").count(), 3, "{out}");
+    assert!(out.contains("giving up after 3 quick failures"), "{out}");
+}
+
+#[test]
+fn config_start_sh_replaces_the_built_in_steps() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.root().join("ioc")).expect("ioc dir");
+    env.write(
+        "support/configure/RELEASE.shell",
+        "export ASYN=\"/epics/support/asyn\"\nexport DB_PATH=\"${ASYN}/db\"\n",
+    );
+    env.write(
+        "ioc/config/start.sh",
+        "echo \"override in $(pwd) config=$CONFIG_DIR runtime=$RUNTIME_DIR db=$DB_PATH\"\nexit 4\n",
+    );
+    env.write("ioc/config/st.cmd", "not copied\n");
+    for mode in pid1::modes() {
+        let (code, out) = pid1::start(mode, iocrun_in(&env, &["--restart", "never"])).wait();
+        assert_eq!(code, 4, "{mode:?}:\n{out}");
+        let want = format!(
+            "override in {} config={} runtime={} db=/epics/support/asyn/db",
+            env.root().join("ioc").display(),
+            env.config_dir().display(),
+            env.runtime_dir().display()
+        );
+        assert!(out.contains(&want), "{out}");
+        assert!(out.contains("started pid"), "{out}");
+        // step 4 did not run: the override replaces it
+        assert!(!env.runtime_dir().join("st.cmd").exists());
+    }
+}
+
+#[test]
+fn a_failed_start_step_reports_once_and_pauses_before_exiting() {
+    let env = TestEnv::new();
+    let missing = PathBuf::from(env.root()).join("no-such-ioc");
+    let mut cmd = iocrun_in(&env, &["--fail-pause", "100ms"]);
+    cmd.env("IOC", &missing);
+    let (code, out) = pid1::start(Mode::Subreaper, cmd).wait();
+    assert_eq!(code, 1, "{out}");
+    let want = format!(
+        "iocrun: cannot change to the IOC folder '{}': No such file or directory (os error 2) (exiting in 100ms)",
+        missing.display()
+    );
+    assert!(out.contains(&want), "{out}");
+    assert_eq!(out.matches("iocrun:").count(), 1, "one error only:\n{out}");
+    assert!(!out.contains("started pid"), "{out}");
+}
+
+#[test]
+fn the_pause_has_an_env_twin() {
+    let env = TestEnv::new();
+    let mut cmd = iocrun_in(&env, &[]);
+    cmd.env("IOC", env.root().join("missing"))
+        .env("IOCRUN_FAIL_PAUSE", "20ms");
+    let (code, out) = pid1::start(Mode::Subreaper, cmd).wait();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("(exiting in 20ms)"), "{out}");
+}
