@@ -273,6 +273,10 @@ pub struct StartArgs {
     #[arg(long, env = "IOCRUN_FAIL_PAUSE", default_value = "10s", value_parser = parse_duration)]
     pub fail_pause: Duration,
 
+    /// The console: socket, scrollback, log file, stdin.
+    #[command(flatten)]
+    pub console: crate::console::ConsoleArgs,
+
     /// Supervise this command instead of the IOC; start steps 2–8 are skipped.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

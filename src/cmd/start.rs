@@ -16,12 +16,13 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::cli::StartArgs;
+use crate::console::{self, ConsoleInput};
 use crate::error::Error;
 use crate::files;
 use crate::paths::Paths;
 use crate::supervise::{
-    self, ChildState, CommandSpec, Config, Control, OutputSink, Policy, Pty, RawMode, RealSys,
-    State, StdoutSink, Supervisor,
+    self, ChildState, CommandSpec, Config, Control, Handle, OutputSink, Policy, Pty, RealSys,
+    State, Supervisor,
 };
 
 /// A start step that failed outside any stage module.
@@ -43,15 +44,12 @@ pub enum StartError {
 /// Run the start sequence and supervise; returns the IOC's exit code (or 128+signal, or 75
 /// after a crash loop, or the failed step's code after the pause).
 pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
-    let raw = step1_terminal();
+    step1_signals_and_terminal();
     let (state, _watchers) = watch::channel(State::generating());
     let paths = Paths::from_env();
     let command = match prepare(&args, &paths) {
         Ok(command) => command,
-        Err(err) => {
-            drop(raw);
-            return Ok(fail_after_pause(&err, args.fail_pause, &state));
-        }
+        Err(err) => return Ok(fail_after_pause(&err, args.fail_pause, &state)),
     };
     step9_supervise(&args, command, state)
 }
@@ -72,11 +70,11 @@ fn prepare(args: &StartArgs, paths: &Paths) -> Result<CommandSpec, Error> {
     Ok(ioc_command(paths))
 }
 
-/// Step 1: the container's stdin in raw mode when it is a terminal (k8s `tty: true`), and a
-/// clean signal mask before any thread exists.
-fn step1_terminal() -> RawMode {
+/// Step 1: a clean signal mask before any thread exists. The console puts the container's
+/// stdin in raw mode when it is a terminal, as soon as it starts serving (step 9); until then
+/// nothing reads stdin.
+fn step1_signals_and_terminal() {
     supervise::unblock_signals();
-    RawMode::enable()
 }
 
 /// Step 2: `cd $IOC`; export `CONFIG_DIR` and `RUNTIME_DIR`; create `RUNTIME_DIR`; load the
@@ -121,7 +119,8 @@ fn step4_copy_handwritten(paths: &Paths) -> Result<(), Error> {
     Ok(())
 }
 
-/// Step 9: open the PTY, install signal handling, forward stdin, and supervise until done.
+/// Step 9: the console hub and PTY, signal handling, the console server, then supervise
+/// until everything is gone.
 fn step9_supervise(
     args: &StartArgs,
     command: CommandSpec,
@@ -130,22 +129,91 @@ fn step9_supervise(
     if let Err(e) = supervise::become_subreaper() {
         tracing::warn!("{e}: orphans will not be reaped by iocrun");
     }
-    let sink: Arc<dyn OutputSink> = Arc::new(StdoutSink);
+    let hub = console::Hub::new(args.console.hub_config());
+    let sink: Arc<dyn OutputSink> = Arc::new(hub.clone());
     let size = supervise::stdin_size().unwrap_or(supervise::DEFAULT_SIZE);
     let pty = Pty::open(size, sink.clone())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| StartError::Runtime { source })?;
-    let supervisor = Supervisor::new(RealSys::new(pty), config(args, command), sink, state);
+    let supervisor = Supervisor::new(
+        RealSys::new(pty),
+        config(args, command),
+        sink.clone(),
+        state,
+    );
     let handle = supervisor.handle();
     supervise::install_signals(handle.clone())?;
-    let input = handle.clone();
-    supervise::forward_stdin(move |bytes| {
-        input.send(Control::Input(bytes));
+    let code = runtime.block_on(async {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let console = tokio::spawn(serve_console(
+            args.console.server_config(),
+            hub,
+            handle,
+            done_rx,
+        ));
+        let code = supervisor.run().await;
+        let _ = done_tx.send(());
+        let _ = console.await;
+        code
     });
-    let code = runtime.block_on(supervisor.run());
+    sink.flush(Duration::from_secs(1));
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Serve console clients until `done`, passing their input to the supervisor. A socket that
+/// cannot be bound is reported and dropped: the IOC runs on with stdin and stdout only.
+async fn serve_console(
+    cfg: console::ServerConfig,
+    hub: console::Hub,
+    handle: Handle,
+    done: tokio::sync::oneshot::Receiver<()>,
+) {
+    let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<ConsoleInput>(64);
+    tokio::spawn(async move {
+        while let Some(input) = input_rx.recv().await {
+            handle.send(match input {
+                ConsoleInput::Bytes(bytes) => Control::Input(bytes),
+                ConsoleInput::Resize { rows, cols } => Control::Resize { rows, cols },
+            });
+        }
+    });
+    let done = async {
+        let _ = done.await;
+    };
+    tokio::pin!(done);
+    let first = console::serve(cfg.clone(), hub.clone(), input_tx.clone(), &mut done).await;
+    if let Err(err) = first {
+        hub.notice(&format!(
+            "console socket unavailable ({}); console on stdin and stdout only",
+            crate::error::chain(&err)
+        ));
+        let fallback = console::ServerConfig {
+            socket: None,
+            ro_socket: None,
+            ..cfg
+        };
+        if let Err(err) = console::serve(fallback, hub, input_tx, &mut done).await {
+            tracing::error!("console: {}", crate::error::chain(&err));
+        }
+    }
+}
+
+/// The hub is the supervisor's output: stdout, scrollback, clients and the console log.
+impl OutputSink for console::Hub {
+    fn publish(&self, bytes: &[u8]) {
+        console::Hub::publish(self, bytes);
+    }
+    fn notice(&self, text: &str) {
+        console::Hub::notice(self, text);
+    }
+    fn reopen(&self) {
+        self.reopen_log();
+    }
+    fn flush(&self, timeout: Duration) {
+        console::Hub::flush(self, timeout);
+    }
 }
 
 /// The built-in child: `$IOC/bin/$EPICS_HOST_ARCH/ioc $RUNTIME_DIR/st.cmd`, run in `$IOC`.

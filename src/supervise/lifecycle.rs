@@ -11,7 +11,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A consumer of the IOC's output stream. `publish` must never block for long: it is called
 /// from the PTY reader thread (the console hub queues per client and drops for slow ones).
 pub trait OutputSink: Send + Sync + 'static {
+    /// Pass on bytes the IOC printed.
     fn publish(&self, bytes: &[u8]);
+
+    /// Add one lifecycle line to the stream.
+    fn notice(&self, text: &str) {
+        self.publish(banner_line(text).as_bytes());
+    }
+
+    /// SIGHUP arrived: reopen any log file (logrotate moved it).
+    fn reopen(&self) {}
+
+    /// Block (up to `timeout`) until what was published has been written out.
+    fn flush(&self, _timeout: std::time::Duration) {}
 }
 
 impl<F: Fn(&[u8]) + Send + Sync + 'static> OutputSink for F {

@@ -46,7 +46,7 @@ pub use lifecycle::{banner_line, timestamp, OutputSink, StdoutSink};
 pub use policy::{Policy, Restart, GAVE_UP_EXIT_CODE};
 pub use signals::unblock_all as unblock_signals;
 pub use state::{signal_name, ChildState, ExitStatus, State};
-pub use stdio::{forward_stdin, stdin_size, RawMode};
+pub use stdio::stdin_size;
 pub use sys::{CommandSpec, RealSys};
 
 use sys::{Pid, Sys, Target};
@@ -268,7 +268,13 @@ impl<S: Sys> Supervisor<S> {
             Event::Signal(sig) => match signals::action(sig) {
                 signals::Action::Reap => self.reap(),
                 signals::Action::Stop => self.begin_stop(sig),
-                signals::Action::Forward => self.forward(sig),
+                signals::Action::Forward => {
+                    if sig == libc::SIGHUP {
+                        // procServ's meaning of HUP (reopen the log) as well as forwarding it
+                        self.out.reopen();
+                    }
+                    self.forward(sig)
+                }
                 signals::Action::Winch => self.winch(sig),
             },
             Event::Control(Control::Input(bytes)) => self.sys.write_input(bytes),
@@ -505,7 +511,7 @@ impl<S: Sys> Supervisor<S> {
     }
 
     fn say(&self, message: &str) {
-        self.out.publish(banner_line(message).as_bytes());
+        self.out.notice(message);
     }
 }
 

@@ -9,14 +9,14 @@ mod ca; // iocrun caget vs EPICS caget on a loopback softIoc
 mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
 mod msi_gen; // seeded input generator for the msi property test
-mod place_files; // iocrun place-files vs ibek runtime place-files
 mod pid1; // PID-1 duties T1-T8, as subreaper and as real PID 1
+mod place_files; // iocrun place-files vs ibek runtime place-files
 mod pvi;
 mod render; // iocrun generate vs ibek runtime generate2: conformance cases, probes, sdist samples
 mod render_fixtures; // our instances over real support modules vs ibek 4.8.2 goldens; embedded epics.*
-mod start; // iocrun start with softIoc: start steps, console input, restarts, failure pause
 mod schema; // iocrun schema vs ibek ioc generate-schema; validated with jsonschema/check-jsonschema
 mod serve; // health verdicts, probes and metrics (strict OpenMetrics parser, promtool)
+mod start; // iocrun start with softIoc: start steps, console input, restarts, failure pause
 mod util;
 mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners
 

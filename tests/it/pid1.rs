@@ -213,7 +213,8 @@ impl Drop for Running {
 /// `iocrun --restart never [extra...] -- ARGV`.
 pub fn iocrun_with(extra: &[&str], argv: &[&str]) -> Command {
     let mut cmd = util::iocrun();
-    cmd.args(["--restart", "never"])
+    cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
+        .args(["--restart", "never"])
         .args(extra)
         .arg("--")
         .args(argv);
@@ -312,7 +313,7 @@ fn t4_signals_reach_the_child_in_order() {
             mode,
             iocrun_with(&["--grace", "20s"], &[python(), "-c", PRINT_SIGNALS]),
         );
-        r.wait_for("ready");
+        r.wait_for("ready\n");
         for sig in [SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGINT] {
             r.signal(sig);
             r.wait_for(&format!("got {}\n", sig as i32));
@@ -324,7 +325,8 @@ fn t4_signals_reach_the_child_in_order() {
         let got: Vec<&str> = out.lines().filter(|l| l.starts_with("got ")).collect();
         assert_eq!(
             got,
-            ["got 1", "got 3", "got 10", "got 12", "got 28", "got 2", "got 15"]
+            ["got 1", "got 3", "got 10", "got 12", "got 28", "got 2", "got 15"],
+            "{mode:?}:\n{out}"
         );
         assert!(out.contains("received SIGINT: stopping"), "{out}");
     }
@@ -338,7 +340,7 @@ fn t5_forwarded_signals_reach_the_whole_group() {
     let script = "sleep 1000 & trap '' USR1; echo rea\"\"dy; wait; echo waited";
     for mode in modes() {
         let r = start(mode, iocrun_with(&[], &["sh", "-c", script]));
-        r.wait_for("ready");
+        r.wait_for("ready\n");
         r.signal(nix::sys::signal::Signal::SIGUSR1);
         let (code, out) = r.wait();
         assert_eq!(code, 0, "{mode:?}:\n{out}");
@@ -356,7 +358,7 @@ fn t6_a_child_that_traps_term_exits_with_its_own_code_before_the_grace_period() 
             mode,
             iocrun_with(&["--grace", "20s"], &["sh", "-c", script]),
         );
-        r.wait_for("ready");
+        r.wait_for("ready\n");
         r.signal(nix::sys::signal::Signal::SIGTERM);
         let (code, out) = r.wait();
         assert_eq!(code, 7, "{mode:?}:\n{out}");
@@ -370,7 +372,7 @@ fn t6_a_child_that_ignores_term_is_killed_after_the_grace_period() {
     for mode in modes() {
         let cmd = {
             let mut c = util::iocrun();
-            c.args([
+            c.env("IOCRUN_CONSOLE_SOCKET", "none").args([
                 "--restart",
                 "always",
                 "--grace",
@@ -383,7 +385,7 @@ fn t6_a_child_that_ignores_term_is_killed_after_the_grace_period() {
             c
         };
         let r = start(mode, cmd);
-        r.wait_for("ready");
+        r.wait_for("ready\n");
         r.signal(nix::sys::signal::Signal::SIGTERM);
         let (code, out) = r.wait();
         assert_eq!(code, 137, "{mode:?}:\n{out}");
@@ -446,7 +448,8 @@ os.execv(sys.argv[1], sys.argv[1:])
     for mode in modes() {
         let bin = util::iocrun_bin();
         let mut cmd = Command::new(python());
-        cmd.args(["-c", wrapper])
+        cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
+            .args(["-c", wrapper])
             .arg(&bin)
             .args(["--restart", "never", "--", "sh", "-c", child]);
         let (code, out) = start(mode, cmd).wait();

@@ -30,6 +30,7 @@ fn softioc_tree() -> Option<TestEnv> {
 fn iocrun_in(env: &TestEnv, args: &[&str]) -> Command {
     let mut cmd = env.iocrun();
     cmd.args(args)
+        .env("IOCRUN_CONSOLE_SOCKET", "none")
         .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
         .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
         .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
