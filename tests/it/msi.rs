@@ -144,6 +144,11 @@ fn compare_case(
     if case.global_scope {
         args.push("-g".into());
     }
+    let deps_target = dir.join("out.d");
+    if case.deps {
+        args.push("-D".into());
+        args.push(format!("-o{}", deps_target.display()));
+    }
     args.push(format!("-I{}", dir.display()));
     if let Some(s) = &case.subst {
         args.push(format!("-S{}", dir.join(s).display()));
@@ -156,7 +161,9 @@ fn compare_case(
         macros: case.macros.iter().map(|m| m.as_bytes().to_vec()).collect(),
         undefined_is_error: case.verbose,
         global_scope: case.global_scope,
-        deps_target: None,
+        deps_target: case
+            .deps
+            .then(|| deps_target.as_os_str().as_encoded_bytes().to_vec()),
         subst: case.subst.as_ref().map(|s| dir.join(s)),
         template: case.template.as_ref().map(|t| t.as_bytes().to_vec()),
     };

@@ -41,6 +41,8 @@ pub struct Case {
     /// The `-S` file name, if any.
     pub subst: Option<String>,
     pub template: Option<String>,
+    /// `-D`: print make dependencies (the caller adds `-o`).
+    pub deps: bool,
 }
 
 const NAMES: &[&str] = &["A", "B", "C", "P", "R", "N", "P1", "Q"];
@@ -66,11 +68,26 @@ pub fn case(rng: &mut Rng) -> Case {
         c.template = Some("t0.template".into());
         return c;
     }
-    c.files.push(("s.subst".into(), subst(rng, n_templates)));
-    c.subst = Some("s.subst".into());
-    if rng.pct(5) {
+    c.deps = rng.pct(5);
+    let mut text = String::new();
+    if rng.pct(8) {
+        // sets outside any file block: they need the template argument ("No template file")
+        c.template = rng
+            .pct(80)
+            .then(|| format!("t{}.template", rng.below(n_templates)));
+        text.push_str(&format!("{{ {} }}\n", defs(rng, 2)));
+        if rng.pct(50) {
+            text.push_str(&format!(
+                "pattern {{ A, B }}\n{{ 1, {} }}\n",
+                pattern_value(rng)
+            ));
+        }
+    } else if rng.pct(5) {
         c.template = Some(format!("t{}.template", rng.below(n_templates)));
     }
+    text.push_str(&subst(rng, n_templates));
+    c.files.push(("s.subst".into(), text));
+    c.subst = Some("s.subst".into());
     c
 }
 
