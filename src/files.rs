@@ -80,6 +80,55 @@ fn write_renamed(path: &Path, contents: &[u8], sync: bool) -> Result<(), FilesEr
     Ok(())
 }
 
+/// A file streamed into a temporary sibling of `path` and renamed over it by
+/// [`AtomicFile::commit`]; dropped without a commit, it leaves `path` untouched. For outputs
+/// too big to build in memory first (msi's `ioc.db`).
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: std::io::BufWriter<tempfile::NamedTempFile>,
+}
+
+impl AtomicFile {
+    /// Start writing the future contents of `path` (its folder must exist).
+    pub fn create(path: &Path) -> Result<AtomicFile, FilesError> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".iocrun-")
+            .tempfile_in(parent_of(path))
+            .map_err(|source| FilesError::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(AtomicFile {
+            path: path.to_owned(),
+            tmp: std::io::BufWriter::with_capacity(64 * 1024, tmp),
+        })
+    }
+
+    /// Flush and rename into place.
+    pub fn commit(self) -> Result<(), FilesError> {
+        let wrap = |source| FilesError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let tmp = self.tmp.into_inner().map_err(|e| wrap(e.into_error()))?;
+        tmp.persist(&self.path).map_err(|e| wrap(e.error))?;
+        set_default_mode(&self.path);
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.tmp.write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
 /// Files to publish together into one folder.
 #[derive(Debug, Default)]
 pub struct Staged {

@@ -224,6 +224,7 @@ fn message(e: &ExpandError) -> String {
         ExpandError::ReadSubst { source, .. } | ExpandError::Write(source) => {
             format!("msi: {e}: {}\n", strerror(source))
         }
+        ExpandError::Files(f) => format!("msi: {}\n", crate::error::chain(f)),
     }
 }
 

@@ -21,6 +21,8 @@ mod template;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::files::{AtomicFile, FilesError};
+
 pub use autosave::{generate_autosave, AutosaveError, AutosavePaths, AutosaveReport};
 pub use driver::{Options, Outcome, MAX_INCLUDE_DEPTH};
 pub use parse::SyntaxError;
@@ -51,6 +53,8 @@ pub enum ExpandError {
     NoTemplate,
     #[error("cannot write the expansion")]
     Write(#[source] std::io::Error),
+    #[error(transparent)]
+    Files(#[from] FilesError),
     #[error("cannot open '{}' for writing", path.display())]
     CreateOutput {
         path: PathBuf,
@@ -100,34 +104,10 @@ pub fn expand_to_file(
     out: &Path,
     warn: &mut dyn FnMut(&str),
 ) -> Result<Outcome, ExpandError> {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let create = |source| ExpandError::CreateOutput {
-        path: out.to_owned(),
-        source,
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".iocrun-expand-")
-        .tempfile_in(dir)
-        .map_err(create)?;
-    let writer = std::io::BufWriter::with_capacity(64 * 1024, tmp);
-    let (outcome, writer) = run(opts, writer, warn).map_err(|(e, _)| e)?;
-    let tmp = writer
-        .into_inner()
-        .map_err(|e| ExpandError::Write(e.into_error()))?;
-    tmp.persist(out).map_err(|e| create(e.error))?;
-    set_default_mode(out);
+    let file = AtomicFile::create(out)?;
+    let (outcome, file) = run(opts, file, warn).map_err(|(e, _)| e)?;
+    file.commit()?;
     Ok(outcome)
-}
-
-/// tempfile makes 0600 files; give the output the mode `fopen` would under the umask.
-fn set_default_mode(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    nix::sys::stat::umask(old);
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666 & !old.bits()));
 }
 
 /// The start sequence's msi search path (spec §1 step 6): the config folder, every
