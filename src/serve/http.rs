@@ -31,6 +31,8 @@ pub struct Settings {
     pub checks_on: bool,
     /// Failed checks in a row before liveness fails.
     pub live_failures: u32,
+    /// Where autosave writes its `.sav` files (`/autosave` in the images).
+    pub autosave_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -90,6 +92,12 @@ async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Resp
         info: &state.settings.info,
         ioc: health.ioc_pid.and_then(|pid| procstat::read(Some(pid))),
         me: procstat::read(None),
+        autosave_ages: state
+            .settings
+            .autosave_dir
+            .as_deref()
+            .map(metrics::autosave_ages)
+            .unwrap_or_default(),
     };
     let text = metrics::openmetrics(&snapshot);
     if wants_classic(&headers) {

@@ -39,6 +39,8 @@ pub struct Snapshot<'a> {
     pub ioc: Option<ProcStats>,
     /// iocrun itself.
     pub me: Option<ProcStats>,
+    /// Age in seconds of each autosave file found, by file name.
+    pub autosave_ages: Vec<(String, f64)>,
 }
 
 type Labels = Vec<(String, String)>;
@@ -53,6 +55,13 @@ pub fn openmetrics(s: &Snapshot) -> String {
     start_steps(&mut reg, s.health);
     channel_access(&mut reg, s.ca);
     console(&mut reg, s.health);
+    gauge_family(
+        &mut reg,
+        "epics_ioc_autosave_file_age_seconds",
+        "Seconds since autosave last wrote each .sav file",
+        "file",
+        &s.autosave_ages,
+    );
     if let Some(p) = s.ioc {
         process(&mut reg, "epics_ioc", "the IOC process", &p, false);
     }
@@ -351,6 +360,23 @@ fn unix(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The files autosave writes by default (`epics_ioc_autosave_file_age_seconds`, §6.2).
+pub const AUTOSAVE_FILES: [&str; 2] = ["autosave_settings.sav", "autosave_positions.sav"];
+
+/// How long ago each autosave file in `dir` was written; missing files are left out.
+pub fn autosave_ages(dir: &std::path::Path) -> Vec<(String, f64)> {
+    AUTOSAVE_FILES
+        .iter()
+        .filter_map(|name| {
+            let modified = std::fs::metadata(dir.join(name)).ok()?.modified().ok()?;
+            let age = SystemTime::now()
+                .duration_since(modified)
+                .unwrap_or_default();
+            Some((name.to_string(), age.as_secs_f64()))
+        })
+        .collect()
+}
+
 /// Rewrite OpenMetrics text into the classic Prometheus format: counters' HELP/TYPE lines name
 /// the `_total` sample, the info family becomes a gauge named `*_info`, and `# EOF` and
 /// `# UNIT` lines go.
@@ -414,6 +440,7 @@ mod tests {
             info: &Info::default(),
             ioc: None,
             me: None,
+            autosave_ages: vec![("autosave_settings.sav".into(), 3.0)],
         })
     }
 
@@ -427,6 +454,7 @@ mod tests {
             "epics_ioc_restarts_total{reason=\"exit\"} 2.0",
             "epics_ioc_last_exit_code 1.0",
             "epics_ioc_ready 0.0",
+            "epics_ioc_autosave_file_age_seconds{file=\"autosave_settings.sav\"} 3.0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -91,6 +91,14 @@ pub struct ServeArgs {
         default_value = "3"
     )]
     pub live_failures: u32,
+    /// Folder whose autosave .sav files' ages are exported as metrics.
+    #[arg(
+        long,
+        env = "IOCRUN_AUTOSAVE_DIR",
+        value_name = "DIR",
+        default_value = "/autosave"
+    )]
+    pub autosave_dir: PathBuf,
 }
 
 /// Everything [`run`] needs, resolved from the flags and the container's environment.
@@ -138,6 +146,7 @@ impl ServeConfig {
                 info,
                 checks_on: pv.is_some(),
                 live_failures: args.live_failures.max(1),
+                autosave_dir: Some(args.autosave_dir.clone()),
             },
             check: CheckConfig {
                 pv,

@@ -166,6 +166,7 @@ async fn probes_follow_a_real_ioc_found_through_proc() {
     };
     let dir = tempfile::tempdir().expect("tmp");
     let socket = dir.path().join("control.sock");
+    std::fs::write(dir.path().join("autosave_settings.sav"), "").expect("sav file");
     let http: SocketAddr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
@@ -177,6 +178,7 @@ async fn probes_follow_a_real_ioc_found_through_proc() {
         ca_check_period: 0.2,
         ca_check_timeout: 1.0,
         live_failures: 2,
+        autosave_dir: dir.path().to_owned(),
     };
     // no search can reach the IOC: only its own listening socket, found through /proc, can
     let cfg = serve::ServeConfig::resolve(&args, |name| {
