@@ -140,6 +140,33 @@ fn check_model(model: &mut EntityModel) -> Result<(), String> {
             {
                 return Err(bad(p));
             }
+            // a non-Jinja string default is read in lax mode: "12" → 12, "yes" → True
+            (ParamKind::Int | ParamKind::Float | ParamKind::Bool, Some(Value::String(t)))
+                if !is_jinja(t) =>
+            {
+                let converted = match p.kind {
+                    ParamKind::Int => t
+                        .trim()
+                        .replace('_', "")
+                        .parse::<i64>()
+                        .ok()
+                        .map(Value::from),
+                    ParamKind::Float => t.trim().parse::<f64>().ok().map(Value::from),
+                    _ => match t.to_ascii_lowercase().as_str() {
+                        "0" | "off" | "f" | "false" | "n" | "no" => Some(Value::Bool(false)),
+                        "1" | "on" | "t" | "true" | "y" | "yes" => Some(Value::Bool(true)),
+                        _ => None,
+                    },
+                };
+                match converted {
+                    Some(v) => p.default = Some(v),
+                    None => return Err(bad(p)),
+                }
+            }
+            (ParamKind::Bool, Some(Value::Number(n))) => match n.as_f64() {
+                Some(f) if f == 0.0 || f == 1.0 => p.default = Some(Value::Bool(f == 1.0)),
+                _ => return Err(bad(p)),
+            },
             _ => {}
         }
         if p.kind == ParamKind::Enum && p.values.is_none() {
@@ -187,6 +214,12 @@ fn check_model(model: &mut EntityModel) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// ibek's Jinja pattern `.*\{\{.*\}\}.*`: `{{` then `}}` on one line.
+fn is_jinja(s: &str) -> bool {
+    s.lines()
+        .any(|l| l.find("{{").is_some_and(|i| l[i + 2..].contains("}}")))
 }
 
 fn find_line(text: &str, needle: &str) -> Option<usize> {

@@ -404,3 +404,69 @@ fn deviation_int_filter_in_longer_text() {
     let subst = std::fs::read_to_string(tmp.path().join("epics/runtime/ioc.subst")).expect("subst");
     assert!(subst.contains("{ \"1-1\" }"), "{subst}");
 }
+
+/// Small instances written for these tests, rendered by ibek 4.8.2 and by iocrun at test
+/// time: (support YAML, ioc.yaml). Each covers a rule the shared probes do not.
+const DIFFERENTIAL: &[(&str, &str)] = &[
+    // non-Jinja string defaults are read in lax mode by the support model
+    (
+        "module: t\nentity_models:\n  - name: D\n    description: d\n    parameters:\n      name: {type: id, description: n}\n      i: {type: int, description: v, default: \"12\"}\n      b: {type: bool, description: v, default: \"yes\"}\n      f: {type: float, description: v, default: \"2\"}\n      b2: {type: bool, description: v, default: 1}\n    pre_init:\n      - value: \"{{ i }} {{ b }} {{ f }} {{ b2 }} {{ i + 1 }}\"\n",
+        "ioc_name: x\ndescription: d\nentities:\n  - {type: t.D, name: a}\n",
+    ),
+    // Python formatting of odd values, tuples, dict and list methods
+    (
+        "module: t\nentity_models:\n  - name: D\n    description: d\n    parameters:\n      name: {type: id, description: n}\n      l: {type: list, description: v, default: [3, 1, 2]}\n    pre_init:\n      - value: \"{{ l | sort }} {{ (l[0], name) }} {{ '%5.1f|%-4s|%x' % (2.25, name, 255) }} {{ '{:>6}'.format(name) }} {{ {'k': l} }} {{ 10 / 4 }} {{ 7 // 2 }} {{ 2 ** 10 }}\"\n",
+        "ioc_name: x\ndescription: d\nentities:\n  - {type: t.D, name: a}\n",
+    ),
+    // sub-entities with repeats, counters in databases
+    (
+        "module: t\nentity_models:\n  - name: P\n    description: d\n    parameters:\n      name: {type: id, description: n}\n      n: {type: int, description: v, default: 2}\n    sub_entities:\n      - type: ibek.repeat\n        values: \"{{ range(n) | list }}\"\n        entity: {type: t.C, name: \"{{ name }}_{{ index }}\"}\n  - name: C\n    description: d\n    parameters:\n      name: {type: id, description: n}\n    databases:\n      - file: c.db\n        args: {N: \"{{ name }}\", K: \"{{ _global.incrementor('k', start=10) }}\"}\n",
+        "ioc_name: x\ndescription: d\nentities:\n  - {type: t.P, name: p}\n  - {type: t.P, name: q, n: 3}\n",
+    ),
+];
+
+#[test]
+fn differential_against_ibek() {
+    let Some(ibek) = util::tool_var("IOCRUN_IBEK") else {
+        return;
+    };
+    for (i, (support, ioc)) in DIFFERENTIAL.iter().enumerate() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path();
+        std::fs::create_dir_all(dir.join("cfg")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("epics")).expect("mkdir");
+        std::fs::write(dir.join("t.ibek.support.yaml"), support).expect("write");
+        std::fs::write(dir.join("cfg/ioc.yaml"), ioc).expect("write");
+        let run = |mut cmd: Command, out: &str| {
+            let o = cmd
+                .arg(dir.join("cfg"))
+                .arg("--definitions")
+                .arg(dir.join("t.ibek.support.yaml"))
+                .arg("-o")
+                .arg(dir.join(out))
+                .arg("--no-pvi")
+                .env("EPICS_ROOT", dir.join("epics"))
+                .env("IOC", "/epics/ioc")
+                .env("RUNTIME_DIR", "/epics/runtime")
+                .output()
+                .expect("run");
+            assert!(
+                o.status.success(),
+                "case {i} {out}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let mut reference = Command::new(&ibek);
+        reference.args(["runtime", "generate2"]);
+        run(reference, "ibek");
+        let mut ours = util::iocrun();
+        ours.arg("generate");
+        run(ours, "iocrun");
+        for file in ["st.cmd", "ioc.subst"] {
+            let expected =
+                std::fs::read_to_string(dir.join("ibek").join(file)).expect("ibek output");
+            let actual = std::fs::read_to_string(dir.join("iocrun").join(file)).expect("output");
+            util::assert_text_eq(&format!("case {i} {file}"), &expected, &actual);
+        }
+    }
+}
