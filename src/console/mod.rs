@@ -12,7 +12,8 @@
 //! * [`serve`] accepts clients on the console socket (mode 0600 by default) and an optional
 //!   read-only socket. Each client gets the scrollback, then live output, with no gap. Client
 //!   input arrives on the supervisor's channel as [`ConsoleInput`]; iocrun's own stdin is one
-//!   more client, in raw mode when it is a terminal.
+//!   more client, in raw mode when it is a terminal (its window size stays the supervisor's:
+//!   it sizes the PTY and owns SIGWINCH).
 //! * The socket speaks raw bytes, so `socat UNIX-CONNECT:PATH -,raw,echo=0` is a full client;
 //!   `iocrun attach` additionally negotiates framed input to send window sizes (see `proto`).
 //!   Several clients resizing: the last one wins.

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use super::guard::{ExitGuard, CONFIRM_WINDOW};
 use super::hub::{Attached, Hub};
 use super::proto::{Decoder, Event};
-use super::term::{self, RawMode, StdinReader};
+use super::term::{RawMode, StdinReader};
 use super::{ConsoleError, ConsoleInput};
 
 /// Bytes gathered from a client's queue into one socket write.
@@ -92,8 +92,7 @@ where
         ignore,
         confirm_exit: cfg.confirm_exit,
     };
-    let stdin_tty = stdin.as_ref().is_some_and(|s| s.tty);
-    accept_loop(&ctx, rw.as_ref(), ro.as_ref(), stdin_tty, shutdown).await;
+    accept_loop(&ctx, rw.as_ref(), ro.as_ref(), shutdown).await;
     drop(stdin);
     remove_socket(cfg.socket.as_deref());
     remove_socket(cfg.ro_socket.as_deref());
@@ -113,25 +112,15 @@ async fn accept_loop<F: Future<Output = ()>>(
     ctx: &ClientCtx,
     rw: Option<&UnixListener>,
     ro: Option<&UnixListener>,
-    stdin_tty: bool,
     shutdown: F,
 ) {
     let mut tasks = JoinSet::new();
-    // our own terminal resized (k8s resizes on `kubectl attach`): pass the size on
-    let mut winch = stdin_tty
-        .then(|| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok())
-        .flatten();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             conn = accept(rw) => spawn_client(&mut tasks, ctx, conn, false).await,
             conn = accept(ro) => spawn_client(&mut tasks, ctx, conn, true).await,
-            Some(()) = next_winch(&mut winch) => {
-                if let Some((rows, cols)) = term::window_size() {
-                    let _ = ctx.input_tx.send(ConsoleInput::Resize { rows, cols }).await;
-                }
-            }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
@@ -148,13 +137,6 @@ async fn accept_loop<F: Future<Output = ()>>(
 async fn accept(l: Option<&UnixListener>) -> std::io::Result<UnixStream> {
     match l {
         Some(l) => l.accept().await.map(|(s, _)| s),
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_winch(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match s {
-        Some(s) => s.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -325,9 +307,10 @@ impl InputFilter {
     }
 }
 
-/// iocrun's own stdin as a console client.
+/// iocrun's own stdin as a console client: input only. Its window size is the supervisor's
+/// business (it sizes the PTY from our terminal and handles SIGWINCH in `supervise/signals.rs`,
+/// the one place that owns signals).
 struct StdinClient {
-    tty: bool,
     // drop order: stop reading, then restore the terminal
     _reader: StdinReader,
     _raw: Option<RawMode>,
@@ -340,11 +323,7 @@ impl StdinClient {
         ignore: &Arc<[u8]>,
         confirm_exit: bool,
     ) -> Result<Option<StdinClient>, ConsoleError> {
-        let tty = term::stdin_is_tty();
         let raw = RawMode::enter().map_err(|source| ConsoleError::RawMode { source })?;
-        if let Some((rows, cols)) = term::window_size().filter(|_| tty) {
-            let _ = input_tx.try_send(ConsoleInput::Resize { rows, cols });
-        }
         let (tx, hub) = (input_tx.clone(), hub.clone());
         let mut filter = InputFilter::new(ignore, confirm_exit);
         let reader = StdinReader::spawn(move |input| {
@@ -358,7 +337,6 @@ impl StdinClient {
         })
         .map_err(|source| ConsoleError::Stdin { source })?;
         Ok(Some(StdinClient {
-            tty,
             _reader: reader,
             _raw: raw,
         }))

@@ -45,11 +45,6 @@ impl Drop for RawMode {
     }
 }
 
-/// True when stdin is a terminal.
-pub(crate) fn stdin_is_tty() -> bool {
-    io::stdin().is_terminal()
-}
-
 /// The size (rows, cols) of the terminal on stdin, or on stdout when stdin is not one.
 pub(crate) fn window_size() -> Option<(u16, u16)> {
     [io::stdin().as_raw_fd(), io::stdout().as_raw_fd()]
