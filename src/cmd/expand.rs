@@ -193,7 +193,7 @@ fn message(e: &ExpandError) -> String {
         ExpandError::OpenSubst { path, .. } => {
             format!("{error} msi: Can't open file '{}'\n", path.display())
         }
-        ExpandError::OpenTemplate { name, trace } => {
+        ExpandError::OpenTemplate { name, trace, .. } => {
             format!("{error} msi: Can't open file '{name}'\n{trace}")
         }
         ExpandError::IncludeDepth { trace, .. } => format!("msi: {e}\n{trace}"),

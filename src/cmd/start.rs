@@ -1,7 +1,7 @@
 //! `iocrun` / `iocrun start`: the start sequence of spec 00-overview.md, one function per step,
 //! called in order, then supervision of the IOC until told to stop.
 //!
-//! Steps 5–8 (render, expand, place files, wait for hardware) join this list as their modules
+//! Steps 5 (render), 7 and 8 (place files, wait for hardware) join this list as their modules
 //! land. A failure in steps 2–8 prints one error, is published as `StartFailed`, and exits
 //! non-zero after `--fail-pause`, as start.sh's `sleep 10` did, so the pod does not hot-loop.
 //! With `-- COMMAND`, steps 2–8 are skipped and COMMAND is supervised instead (a plain init,
@@ -67,6 +67,8 @@ fn prepare(args: &StartArgs, paths: &Paths) -> Result<CommandSpec, Error> {
         return Ok(command);
     }
     step4_copy_handwritten(paths)?;
+    step5_autosave(paths)?;
+    step6_expand(paths)?;
     Ok(ioc_command(paths))
 }
 
@@ -117,6 +119,21 @@ fn step4_copy_handwritten(paths: &Paths) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Step 5, after rendering: autosave request files, for ibek instances (config/ioc.yaml)
+/// whose ioc.subst exists. Expansion problems inside are logged, not fatal, as with ibek.
+fn step5_autosave(paths: &Paths) -> Result<(), Error> {
+    if !paths.config_dir.join("ioc.yaml").is_file() || !paths.runtime("ioc.subst").is_file() {
+        return Ok(());
+    }
+    super::autosave::autosave_step(paths)
+}
+
+/// Step 6: `$RUNTIME_DIR/ioc.subst` (rendered or hand-written) expanded in-process into
+/// `ioc.db`, searching config, `$SUPPORT/*/db`, runtime; a missing template stops start-up.
+fn step6_expand(paths: &Paths) -> Result<(), Error> {
+    super::expand::ioc_db_step(paths)
 }
 
 /// Step 9: the console hub and PTY, signal handling, the console server, then supervise

@@ -261,8 +261,17 @@ impl<'a, W: Write> Run<'a, W> {
     /// Open a template, recording it for `-D`; a missing file is fatal with msi's trace.
     fn open(&mut self, name: Option<&[u8]>, stack: &[Frame]) -> Result<Rc<Template>, ExpandError> {
         let Some(t) = self.library.open(name) else {
+            let dirs = &self.opts.include_path;
+            let searched = match name {
+                Some(n) if !dirs.is_empty() && !n.contains(&b'/') => {
+                    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                    format!(" (searched {})", dirs.join(", "))
+                }
+                _ => String::new(),
+            };
             return Err(ExpandError::OpenTemplate {
                 name: String::from_utf8_lossy(name.unwrap_or(b"stdin")).into_owned(),
+                searched,
                 trace: self.trace(stack),
             });
         };

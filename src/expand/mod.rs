@@ -45,8 +45,13 @@ pub enum ExpandError {
     },
     #[error("{}:{}:{}: {}", path.display(), error.line, error.column, error.message.to_lowercase())]
     Syntax { path: PathBuf, error: SyntaxError },
-    #[error("cannot open template file '{name}'")]
-    OpenTemplate { name: String, trace: String },
+    #[error("cannot open template file '{name}'{searched}")]
+    OpenTemplate {
+        name: String,
+        /// ` (searched a, b)` when the include path was searched, else empty.
+        searched: String,
+        trace: String,
+    },
     #[error("include of '{name}' nested deeper than {MAX_INCLUDE_DEPTH} files")]
     IncludeDepth { name: String, trace: String },
     #[error("no template file for a set in the substitution file")]

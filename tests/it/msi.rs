@@ -286,3 +286,60 @@ fn parse_errors_name_file_line_and_column() {
     assert!(stderr.contains(want), "{stderr}");
     assert!(subst.exists());
 }
+
+/// The start sequence expands a hand-written ioc.subst (step 6) before the IOC loads ioc.db.
+#[test]
+fn start_expands_ioc_subst_before_the_ioc_starts() {
+    let Some(bin) = util::epics_bin() else {
+        return;
+    };
+    let env = util::TestEnv::new();
+    let ioc_bin = env.root().join("ioc/bin/linux-x86_64");
+    std::fs::create_dir_all(&ioc_bin).expect("ioc bin dir");
+    std::os::unix::fs::symlink(bin.join("softIoc"), ioc_bin.join("ioc")).expect("symlink ioc");
+    env.write(
+        "ioc/config/st.cmd",
+        "dbLoadRecords(\"$(RUNTIME_DIR)/ioc.db\")\niocInit\ndbl\n",
+    );
+    env.write(
+        "ioc/config/ioc.subst",
+        "file demo.template {\npattern\n\t{ \"P\", \"N\" }\n\t{ \"EXP:\", \"1\" }\n\t{ \"EXP:\", \"2\" }\n}\n",
+    );
+    env.write(
+        "support/mod/db/demo.template",
+        "record(ai, \"$(P)T$(N)\") {\n    field(EGU, \"$(EGU=mm)\")\n}\n",
+    );
+    let mut cmd = env.iocrun();
+    cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
+        .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
+        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
+        .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
+    let r = crate::pid1::start(crate::pid1::Mode::Subreaper, cmd);
+    r.wait_for("EXP:T2");
+    r.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, out) = r.wait();
+    assert!(out.contains("EXP:T1"), "{out}");
+    let db = std::fs::read_to_string(env.runtime_dir().join("ioc.db")).expect("ioc.db");
+    assert_eq!(db, "record(ai, \"EXP:T1\") {\n    field(EGU, \"mm\")\n}\nrecord(ai, \"EXP:T2\") {\n    field(EGU, \"mm\")\n}\n");
+}
+
+/// A template missing from the search path stops start-up (msi's exit 1 stops start.sh too).
+#[test]
+fn start_fails_when_a_template_is_missing() {
+    let env = util::TestEnv::new();
+    std::fs::create_dir_all(env.root().join("ioc")).expect("ioc dir");
+    env.write(
+        "ioc/config/ioc.subst",
+        "file nowhere.template {\n{ P=X }\n}\n",
+    );
+    let mut cmd = env.iocrun();
+    cmd.args(["--fail-pause", "10ms"])
+        .env("IOCRUN_CONSOLE_SOCKET", "none");
+    let (code, out) = crate::pid1::start(crate::pid1::Mode::Subreaper, cmd).wait();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("cannot open template file 'nowhere.template'"),
+        "{out}"
+    );
+    assert!(!env.runtime_dir().join("ioc.db").exists());
+}
