@@ -22,3 +22,5 @@ mod wait; // iocrun wait vs ibek ioc do-wait, with loopback listeners
 
 // the console server, its socket protocol and `iocrun attach`
 mod console;
+// the console end to end: iocrun start with softIoc, clients, attach in a PTY
+mod console_ioc;
