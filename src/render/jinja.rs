@@ -88,6 +88,7 @@ impl Engine {
         env.add_filter("float", filter_float);
         env.add_filter("string", |v: Value| Value::from(py_str(&v)));
         env.add_filter("join", filter_join);
+        env.add_filter("tojson", filter_tojson);
         env.add_filter("format", |f: String, args: Rest<Value>| printf(&f, args.0));
         Engine {
             env,
@@ -522,6 +523,73 @@ fn filter_float(v: Value, default: Option<Value>) -> Result<Value, Error> {
     Ok(default)
 }
 
+/// Jinja2's `tojson`: Python `json.dumps` (`", "` and `": "` separators, ASCII only) with
+/// `<`, `>`, `&` and `'` escaped for HTML.
+fn filter_tojson(v: Value) -> Result<Value, Error> {
+    let json = serde_json::to_value(&v)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let mut out = String::new();
+    write_json(&json, &mut out);
+    Ok(Value::from_safe_string(out))
+}
+
+fn write_json(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value as J;
+    match v {
+        J::Null => out.push_str("null"),
+        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        J::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (_, Some(u), _) => out.push_str(&u.to_string()),
+            (_, _, Some(f)) => out.push_str(&super::pyvalue::float_repr(f)),
+            _ => out.push_str(&n.to_string()),
+        },
+        J::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '<' | '>' | '&' | '\'' => out.push_str(&format!("\\u{:04x}", c as u32)),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut buf = [0u16; 2];
+                        for unit in c.encode_utf16(&mut buf) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        J::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_json(item, out);
+            }
+            out.push(']');
+        }
+        J::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_json(&J::String(k.clone()), out);
+                out.push_str(": ");
+                write_json(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
 /// Jinja2's `join`: `str()` of each item (or of an attribute of each).
 fn filter_join(v: Value, sep: Option<String>, kwargs: Kwargs) -> Result<Value, Error> {
     let attribute: Option<Value> = kwargs.get("attribute")?;
@@ -627,6 +695,10 @@ mod tests {
     #[test]
     fn string_methods_and_filters() {
         assert_eq!(r("{{ 'x_{}'.format(x) }}"), "x_5");
+        assert_eq!(
+            r("{{ {'a': [1, 'é<'], 'b': 2.5} | tojson }}"),
+            "{\"a\": [1, \"\\u00e9\\u003c\"], \"b\": 2.5}"
+        );
         assert_eq!(r("{{ ','.join(['a', 'b']) }}"), "a,b");
         assert_eq!(r("{{ '0012'.strip('0') }}"), "12");
         assert_eq!(r("{{ 'a\nb'.splitlines() }}"), "['a', 'b']");

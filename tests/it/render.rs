@@ -423,6 +423,11 @@ const DIFFERENTIAL: &[(&str, &str)] = &[
         "module: t\nentity_models:\n  - name: P\n    description: d\n    parameters:\n      name: {type: id, description: n}\n      n: {type: int, description: v, default: 2}\n    sub_entities:\n      - type: ibek.repeat\n        values: \"{{ range(n) | list }}\"\n        entity: {type: t.C, name: \"{{ name }}_{{ index }}\"}\n  - name: C\n    description: d\n    parameters:\n      name: {type: id, description: n}\n    databases:\n      - file: c.db\n        args: {N: \"{{ name }}\", K: \"{{ _global.incrementor('k', start=10) }}\"}\n",
         "ioc_name: x\ndescription: d\nentities:\n  - {type: t.P, name: p}\n  - {type: t.P, name: q, n: 3}\n",
     ),
+    // string methods, filters, tests, slices, tojson, dict iteration
+    (
+        "module: t\nentity_models:\n  - name: D\n    description: d\n    parameters:\n      name: {type: id, description: n}\n      s: {type: str, description: v, default: \"a,b,c\"}\n      n: {type: float, description: v, default: 2.567}\n    pre_init:\n      - value: \"{{ s.upper() }} {{ s.replace(',', ';') }} {{ s.split(',') }} {{ s.startswith('a') }} {{ '%(a)s-%(b)d' % {'a': name, 'b': 3} }} {{ '{x}/{y:03d}'.format(x=name, y=7) }}\"\n      - value: \"{{ n | round }} {{ n | round(1) }} {{ -3 | abs }} {{ [3,1,2] | max }} {{ [1,1,2] | unique | list }} {{ s | replace(',', '') }} {{ 'ab cd' | title }} {{ 'ab' | capitalize }} {{ s | length }} {{ [1,2] | first }} {{ [1,2] | last }}\"\n      - value: \"{{ s | tojson }} {{ {'a': 1} | tojson }} {{ 3 is odd }} {{ 6 is divisibleby(3) }} {{ 'x' is string }} {{ 1 is number }} {{ 'b' in s }} {{ range(3) | join('-') }} {{ [1, 2] | sum }} {{ 'abc'[1:] }} {{ 'abc'[::-1] }}\"\n      - value: \"{{ dict(a=1) }} {{ (n * 100) | int }} {{ n // 1 }} {{ 2.0 }} {{ 1 / 3 }} {{ 3 * 'ab' }} {{ [1] + [2] }} {{ 'a' ~ none }} {{ 10 | string }} {{ 1.0 | string }} {{ true and 'x' }} {{ 0 or 'y' }}\"\n      - value: \"{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}={{ v }};{% endfor %} {{ loop_test | default('d') }} {{ {'a': 1}.get('b', 'z') }} {{ {'a': 1}.keys() | list }} {{ 'x y'.split() }} {{ '  x '.lstrip() }}|\"\n",
+        "ioc_name: x\ndescription: d\nentities:\n  - {type: t.D, name: a}\n",
+    ),
 ];
 
 #[test]
