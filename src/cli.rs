@@ -277,6 +277,14 @@ pub struct StartArgs {
     #[command(flatten)]
     pub console: crate::console::ConsoleArgs,
 
+    /// Probes, HTTP health and metrics.
+    #[command(flatten)]
+    pub serve: crate::serve::ServeArgs,
+
+    /// The hardware wait of start step 8.
+    #[command(flatten)]
+    pub wait: WaitFlags,
+
     /// Supervise this command instead of the IOC; start steps 2–8 are skipped.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

@@ -1,17 +1,22 @@
 //! `iocrun` / `iocrun start`: the start sequence of spec 00-overview.md, one function per step,
 //! called in order, then supervision of the IOC until told to stop.
 //!
-//! Steps 5 (render), 7 and 8 (place files, wait for hardware) join this list as their modules
-//! land. A failure in steps 2–8 prints one error, is published as `StartFailed`, and exits
-//! non-zero after `--fail-pause`, as start.sh's `sleep 10` did, so the pod does not hot-loop.
-//! With `-- COMMAND`, steps 2–8 are skipped and COMMAND is supervised instead (a plain init,
-//! like tini; useful for Python IOCs and for tests).
+//! Step 2 runs while iocrun is still single-threaded (it exports into the environment). Then
+//! the console, the probes/metrics server and signal handling come up, and steps 3–8 run on a
+//! blocking thread so `iocrun probe` answers while the IOC is generated and hardware is
+//! awaited; a SIGTERM meanwhile ends iocrun at once. A failure in steps 2–8 prints one error,
+//! is published to the probes, and exits non-zero after `--fail-pause`, as start.sh's
+//! `sleep 10` did, so the pod does not hot-loop. With `-- COMMAND`, steps 2–8 are skipped and
+//! COMMAND is supervised instead (a plain init, like tini; for Python IOCs and for tests).
+
+mod health;
+mod release_shell;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -20,9 +25,9 @@ use crate::console::{self, ConsoleInput};
 use crate::error::Error;
 use crate::files;
 use crate::paths::Paths;
+use crate::serve::{self, Health, Phase, StepTiming};
 use crate::supervise::{
-    self, ChildState, CommandSpec, Config, Control, Handle, OutputSink, Policy, Pty, RealSys,
-    State, Supervisor,
+    self, CommandSpec, Config, Control, Handle, OutputSink, Policy, Pty, RealSys, State, Supervisor,
 };
 
 /// A start step that failed outside any stage module.
@@ -39,44 +44,143 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("start step {step} stopped unexpectedly")]
+    StepPanicked { step: &'static str },
 }
 
 /// Run the start sequence and supervise; returns the IOC's exit code (or 128+signal, or 75
 /// after a crash loop, or the failed step's code after the pause).
 pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
-    step1_signals_and_terminal();
-    let (state, _watchers) = watch::channel(State::generating());
+    step1_signals();
     let paths = Paths::from_env();
-    let command = match prepare(&args, &paths) {
-        Ok(command) => command,
-        Err(err) => return Ok(fail_after_pause(&err, args.fail_pause, &state)),
-    };
-    step9_supervise(&args, command, state)
+    let (health, health_rx) = watch::channel(Health {
+        phase: Phase::Generating,
+        ..Health::default()
+    });
+    if args.command.is_empty() {
+        if let Err(err) = step2_environment(&paths) {
+            return Ok(fail_now(&err, args.fail_pause));
+        }
+    }
+    let hub = console::Hub::new(args.console.hub_config());
+    let sink: Arc<dyn OutputSink> = Arc::new(hub.clone());
+    let pty = Pty::open(
+        supervise::stdin_size().unwrap_or(supervise::DEFAULT_SIZE),
+        sink.clone(),
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| StartError::Runtime { source })?;
+    let (state, state_rx) = watch::channel(State::generating());
+    let supervisor = Supervisor::new(RealSys::new(pty), config(&args), sink.clone(), state);
+    let (stop, stopped) = watch::channel(None::<i32>);
+    install_signals(supervisor.handle(), stop)?;
+    let serve_cfg = serve::ServeConfig::resolve(&args.serve, |n| std::env::var(n).ok());
+    let code = runtime.block_on(async {
+        let (done, done_rx) = watch::channel(false);
+        let console = tokio::spawn(serve_console(
+            args.console.server_config(),
+            hub.clone(),
+            supervisor.handle(),
+            until_true(done_rx.clone()),
+        ));
+        let server = tokio::spawn(serve::run(serve_cfg, health_rx, until_true(done_rx)));
+        tokio::spawn(health::publish(state_rx, hub.clone(), health.clone()));
+        let code = prepare_and_supervise(&args, paths, supervisor, health, stopped, &hub).await;
+        let _ = done.send(true);
+        let _ = console.await;
+        let _ = server.await;
+        code
+    });
+    sink.flush(Duration::from_secs(1));
+    Ok(code)
 }
 
-/// Steps 2–8: everything before the IOC can be spawned; returns what to spawn.
-fn prepare(args: &StartArgs, paths: &Paths) -> Result<CommandSpec, Error> {
+/// iocrun's exit status from the supervisor's number (0–255 by construction).
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Steps 3–8 on a blocking thread, then step 9; a stop signal during the steps ends iocrun.
+async fn prepare_and_supervise(
+    args: &StartArgs,
+    paths: Paths,
+    mut supervisor: Supervisor<RealSys>,
+    health: watch::Sender<Health>,
+    mut stopped: watch::Receiver<Option<i32>>,
+    hub: &console::Hub,
+) -> ExitCode {
+    let steps = {
+        let (args, health, hub) = (args.clone(), health.clone(), hub.clone());
+        tokio::task::spawn_blocking(move || prepare(&args, &paths, &health, &hub))
+    };
+    let prepared = tokio::select! {
+        joined = steps => joined.unwrap_or(Err(StartError::StepPanicked { step: "3-8" }.into())),
+        sig = stopped.wait_for(Option::is_some) => {
+            let sig = sig.ok().and_then(|s| *s).unwrap_or(libc::SIGTERM);
+            hub.notice(&format!("received {} during the start steps: exiting", supervise::signal_name(sig)));
+            return exit_code(128 + sig);
+        }
+    };
+    match prepared {
+        Ok(command) => {
+            health.send_modify(|h| h.start_done = true);
+            supervisor.set_command(command);
+            exit_code(supervisor.run().await)
+        }
+        Err(err) => {
+            let pause = fail_published(&err, args.fail_pause, &health);
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stopped.wait_for(Option::is_some) => {}
+            }
+            err.exit_code()
+        }
+    }
+}
+
+/// Steps 3–8: everything before the IOC can be spawned; returns what to spawn.
+fn prepare(
+    args: &StartArgs,
+    paths: &Paths,
+    health: &watch::Sender<Health>,
+    hub: &console::Hub,
+) -> Result<CommandSpec, Error> {
     if !args.command.is_empty() {
         return Ok(CommandSpec {
             argv: args.command.clone(),
             cwd: None,
         });
     }
-    step2_environment(paths)?;
     if let Some(command) = step3_start_sh_override(paths) {
         return Ok(command);
     }
     step4_copy_handwritten(paths)?;
-    step5_autosave(paths)?;
-    step6_expand(paths)?;
+    if paths.config_dir.join("ioc.yaml").is_file() {
+        timed(health, "ibek_generate", || step5_render(paths, health))?;
+        timed(health, "autosave", || {
+            crate::cmd::autosave::autosave_step(paths)
+        })?;
+    }
+    timed(health, "msi", || crate::cmd::expand::ioc_db_step(paths))?;
+    timed(health, "place_files", || {
+        crate::cmd::place_files::place_step(paths)
+    })?;
+    health.send_modify(|h| h.phase = Phase::WaitingHardware);
+    timed(health, "do_wait", || step8_wait(args, paths, health, hub))?;
     Ok(ioc_command(paths))
 }
 
-/// Step 1: a clean signal mask before any thread exists. The console puts the container's
-/// stdin in raw mode when it is a terminal, as soon as it starts serving (step 9); until then
-/// nothing reads stdin.
-fn step1_signals_and_terminal() {
+/// Step 1: a clean signal mask before any thread exists, and the reaper role when not PID 1.
+/// The console puts the container's stdin in raw mode when it is a terminal, as soon as it
+/// starts serving; nothing reads stdin before that.
+fn step1_signals() {
     supervise::unblock_signals();
+    if let Err(e) = supervise::become_subreaper() {
+        // tini's warning: without it, orphans of the IOC would never be reaped
+        tracing::warn!("{e}: zombie reaping won't work");
+    }
 }
 
 /// Step 2: `cd $IOC`; export `CONFIG_DIR` and `RUNTIME_DIR`; create `RUNTIME_DIR`; load the
@@ -93,7 +197,8 @@ fn step2_environment(paths: &Paths) -> Result<(), Error> {
     let release = paths.release_shell();
     if release.is_file() {
         let text = files::read_to_string(&release)?;
-        for (name, value) in parse_release_shell(&text, |n| std::env::var(n).ok()) {
+        let lookup = |n: &str| std::env::var(n).ok();
+        for (name, value) in release_shell::parse_release_shell(&text, lookup) {
             std::env::set_var(name, value);
         }
     }
@@ -121,62 +226,100 @@ fn step4_copy_handwritten(paths: &Paths) -> Result<(), Error> {
     Ok(())
 }
 
-/// Step 5, after rendering: autosave request files, for ibek instances (config/ioc.yaml)
-/// whose ioc.subst exists. Expansion problems inside are logged, not fatal, as with ibek.
-fn step5_autosave(paths: &Paths) -> Result<(), Error> {
-    if !paths.config_dir.join("ioc.yaml").is_file() || !paths.runtime("ioc.subst").is_file() {
-        return Ok(());
-    }
-    super::autosave::autosave_step(paths)
-}
-
-/// Step 6: `$RUNTIME_DIR/ioc.subst` (rendered or hand-written) expanded in-process into
-/// `ioc.db`, searching config, `$SUPPORT/*/db`, runtime; a missing template stops start-up.
-fn step6_expand(paths: &Paths) -> Result<(), Error> {
-    super::expand::ioc_db_step(paths)
-}
-
-/// Step 9: the console hub and PTY, signal handling, the console server, then supervise
-/// until everything is gone.
-fn step9_supervise(
-    args: &StartArgs,
-    command: CommandSpec,
-    state: watch::Sender<State>,
-) -> Result<ExitCode, Error> {
-    if let Err(e) = supervise::become_subreaper() {
-        tracing::warn!("{e}: orphans will not be reaped by iocrun");
-    }
-    let hub = console::Hub::new(args.console.hub_config());
-    let sink: Arc<dyn OutputSink> = Arc::new(hub.clone());
-    let size = supervise::stdin_size().unwrap_or(supervise::DEFAULT_SIZE);
-    let pty = Pty::open(size, sink.clone())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| StartError::Runtime { source })?;
-    let supervisor = Supervisor::new(
-        RealSys::new(pty),
-        config(args, command),
-        sink.clone(),
-        state,
-    );
-    let handle = supervisor.handle();
-    supervise::install_signals(handle.clone())?;
-    let code = runtime.block_on(async {
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let console = tokio::spawn(serve_console(
-            args.console.server_config(),
-            hub,
-            handle,
-            done_rx,
-        ));
-        let code = supervisor.run().await;
-        let _ = done_tx.send(());
-        let _ = console.await;
-        code
+/// Step 5: render ioc.yaml (st.cmd, ioc.subst, wait_list.yaml, PVI screens); screens that
+/// could not be made are reported to the probes, not fatal.
+fn step5_render(paths: &Paths, health: &watch::Sender<Health>) -> Result<(), Error> {
+    let generated = crate::cmd::generate::generate_step(paths)?;
+    let bobs = glob::glob(&format!("{}/*.bob", paths.opi_dir().display()))
+        .map(|g| g.filter_map(Result::ok).count() as u64)
+        .unwrap_or(0);
+    health.send_modify(|h| {
+        h.pvi_failures = u64::from(generated.pvi_failed.is_some());
+        h.opi_files = bobs;
     });
-    sink.flush(Duration::from_secs(1));
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    Ok(())
+}
+
+/// Step 8: wait for the hardware in wait_list.yaml; progress goes to the console stream.
+fn step8_wait(
+    args: &StartArgs,
+    paths: &Paths,
+    health: &watch::Sender<Health>,
+    hub: &console::Hub,
+) -> Result<(), Error> {
+    let mut report = WaitReport { health, hub };
+    crate::cmd::wait::wait_step(paths, &args.wait, &mut report)
+}
+
+struct WaitReport<'a> {
+    health: &'a watch::Sender<Health>,
+    hub: &'a console::Hub,
+}
+
+impl crate::wait::Report for WaitReport<'_> {
+    fn line(&mut self, text: &str) {
+        self.hub.publish(format!("{text}\r\n").as_bytes());
+    }
+    fn pending(&mut self, devices: &[&str]) {
+        let devices: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+        self.health.send_modify(|h| h.hw_pending = devices);
+    }
+}
+
+/// Run one step, recording its duration and outcome for the metrics.
+fn timed<T>(
+    health: &watch::Sender<Health>,
+    step: &'static str,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let started = Instant::now();
+    let result = f();
+    let timing = StepTiming {
+        step,
+        duration: started.elapsed(),
+        failed: result.is_err(),
+    };
+    health.send_modify(|h| h.steps.push(timing));
+    result
+}
+
+/// The built-in child: `$IOC/bin/$EPICS_HOST_ARCH/ioc $RUNTIME_DIR/st.cmd`, run in `$IOC`.
+fn ioc_command(paths: &Paths) -> CommandSpec {
+    CommandSpec {
+        argv: vec![
+            paths.ioc_binary().into_os_string(),
+            paths.runtime("st.cmd").into_os_string(),
+        ],
+        cwd: Some(paths.ioc.clone()),
+    }
+}
+
+fn config(args: &StartArgs) -> Config {
+    Config {
+        command: CommandSpec {
+            argv: Vec::new(),
+            cwd: None,
+        },
+        policy: Policy {
+            restart: args.restart,
+            initial_delay: args.restart_delay,
+            max_delay: args.restart_delay_max,
+            stable_after: args.stable_after,
+            crash_limit: args.crash_limit,
+        },
+        grace: args.grace,
+    }
+}
+
+/// Every signal goes to the supervisor; stop signals also end the start steps early.
+fn install_signals(handle: Handle, stop: watch::Sender<Option<i32>>) -> Result<(), Error> {
+    supervise::install_signals(move |sig| {
+        if matches!(sig, libc::SIGTERM | libc::SIGINT) {
+            stop.send_replace(Some(sig));
+        }
+        handle.signal(sig);
+    })?;
+    Ok(())
 }
 
 /// Serve console clients until `done`, passing their input to the supervisor. A socket that
@@ -185,7 +328,7 @@ async fn serve_console(
     cfg: console::ServerConfig,
     hub: console::Hub,
     handle: Handle,
-    done: tokio::sync::oneshot::Receiver<()>,
+    done: impl std::future::Future<Output = ()>,
 ) {
     let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<ConsoleInput>(64);
     tokio::spawn(async move {
@@ -196,9 +339,6 @@ async fn serve_console(
             });
         }
     });
-    let done = async {
-        let _ = done.await;
-    };
     tokio::pin!(done);
     let first = console::serve(cfg.clone(), hub.clone(), input_tx.clone(), &mut done).await;
     if let Err(err) = first {
@@ -217,6 +357,10 @@ async fn serve_console(
     }
 }
 
+async fn until_true(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|done| *done).await;
+}
+
 /// The hub is the supervisor's output: stdout, scrollback, clients and the console log.
 impl OutputSink for console::Hub {
     fn publish(&self, bytes: &[u8]) {
@@ -233,155 +377,24 @@ impl OutputSink for console::Hub {
     }
 }
 
-/// The built-in child: `$IOC/bin/$EPICS_HOST_ARCH/ioc $RUNTIME_DIR/st.cmd`, run in `$IOC`.
-fn ioc_command(paths: &Paths) -> CommandSpec {
-    CommandSpec {
-        argv: vec![
-            paths.ioc_binary().into_os_string(),
-            paths.runtime("st.cmd").into_os_string(),
-        ],
-        cwd: Some(paths.ioc.clone()),
-    }
-}
-
-fn config(args: &StartArgs, command: CommandSpec) -> Config {
-    Config {
-        command,
-        policy: Policy {
-            restart: args.restart,
-            initial_delay: args.restart_delay,
-            max_delay: args.restart_delay_max,
-            stable_after: args.stable_after,
-            crash_limit: args.crash_limit,
-        },
-        grace: args.grace,
-    }
-}
-
-/// Print the error once, publish it, pause, and give the exit code.
-fn fail_after_pause(err: &Error, pause: Duration, state: &watch::Sender<State>) -> ExitCode {
+/// Print the error once and publish it; returns how long to pause.
+fn fail_published(err: &Error, pause: Duration, health: &watch::Sender<Health>) -> Duration {
     let message = crate::error::chain(err);
     eprintln!("iocrun: {message} (exiting in {})", supervise::human(pause));
-    state.send_modify(|s| {
-        s.child = ChildState::StartFailed {
-            at: SystemTime::now(),
-            message,
-        }
-    });
-    std::thread::sleep(pause);
+    health.send_modify(|h| h.phase = Phase::Failed { message });
+    pause
+}
+
+/// Step 2 failed before anything else runs: report, pause, exit.
+fn fail_now(err: &Error, pause: Duration) -> ExitCode {
+    let (health, _) = watch::channel(Health::default());
+    std::thread::sleep(fail_published(err, pause, &health));
     err.exit_code()
-}
-
-/// The `export NAME=VALUE` lines of a RELEASE.shell, as bash would set them: double quotes and
-/// bare words expand `$VAR` and `${VAR}` (from earlier lines, then `lookup`), single quotes do
-/// not. Other lines are ignored (spec deploy-k8s §1.1).
-fn parse_release_shell(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        let Some(rest) = line.trim().strip_prefix("export ") else {
-            continue;
-        };
-        let Some((name, raw)) = rest.trim().split_once('=') else {
-            continue;
-        };
-        let valid = !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            continue;
-        }
-        let known = |n: &str| {
-            out.iter()
-                .rev()
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.clone())
-                .or_else(|| lookup(n))
-        };
-        let value = if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
-            inner.to_owned()
-        } else {
-            let inner = raw
-                .strip_prefix('"')
-                .and_then(|r| r.strip_suffix('"'))
-                .unwrap_or(raw);
-            expand_vars(inner, known)
-        };
-        out.push((name.to_owned(), value));
-    }
-    out
-}
-
-fn expand_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, skip) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) => (&braced[..end], end + 2),
-                None => ("", 0),
-            }
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        if name.is_empty() {
-            out.push('$');
-            rest = after;
-        } else {
-            out.push_str(&lookup(name).unwrap_or_default());
-            rest = &after[skip..];
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn release_shell_exports_quoted_and_expanded() {
-        let text = r#"# generated
-export SUPPORT="/epics/support"
-export ASYN="${SUPPORT}/asyn"
-export CALC=$SUPPORT/calc
-export LITERAL='$SUPPORT'
-export EPICS_DB_INCLUDE_PATH="$ASYN/db:$CALC/db:$HOME/x"
-not an export
-export 1BAD="x"
-"#;
-        let got = parse_release_shell(text, |n| (n == "HOME").then(|| "/tmp".to_owned()));
-        let want = [
-            ("SUPPORT", "/epics/support"),
-            ("ASYN", "/epics/support/asyn"),
-            ("CALC", "/epics/support/calc"),
-            ("LITERAL", "$SUPPORT"),
-            (
-                "EPICS_DB_INCLUDE_PATH",
-                "/epics/support/asyn/db:/epics/support/calc/db:/tmp/x",
-            ),
-        ];
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn unknown_and_lone_dollars() {
-        assert_eq!(expand_vars("a$NOPE-b", |_| None), "a-b");
-        assert_eq!(expand_vars("cost $ 5", |_| None), "cost $ 5");
-        assert_eq!(expand_vars("x${Y", |_| None), "x${Y");
-    }
 
     #[test]
     fn the_ioc_runs_st_cmd_from_runtime() {

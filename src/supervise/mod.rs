@@ -153,11 +153,10 @@ pub fn become_subreaper() -> Result<(), SuperviseError> {
     nix::sys::prctl::set_child_subreaper(true).map_err(|errno| SuperviseError::Subreaper { errno })
 }
 
-/// Register the signal handlers; each signal is delivered to `handle`.
-pub fn install_signals(handle: Handle) -> Result<(), SuperviseError> {
-    signals::install(move |sig| {
-        handle.signal(sig);
-    })
+/// Register the signal handlers; each signal is passed to `deliver` (which normally calls
+/// [`Handle::signal`]) from a dedicated thread.
+pub fn install_signals(deliver: impl Fn(i32) + Send + 'static) -> Result<(), SuperviseError> {
+    signals::install(deliver)
 }
 
 struct Running {
@@ -215,6 +214,13 @@ impl<S: Sys> Supervisor<S> {
             history: policy::History::default(),
             children_left: false,
         }
+    }
+
+    /// Set what to run, when it is only known after the supervisor had to exist (the start
+    /// sequence decides between the IOC and a `start.sh` override while signals are already
+    /// handled).
+    pub fn set_command(&mut self, command: CommandSpec) {
+        self.cfg.command = command;
     }
 
     /// A handle for control messages and state.

@@ -214,6 +214,7 @@ impl Drop for Running {
 pub fn iocrun_with(extra: &[&str], argv: &[&str]) -> Command {
     let mut cmd = util::iocrun();
     cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
+        .env("IOCRUN_CONTROL_SOCKET", "none")
         .args(["--restart", "never"])
         .args(extra)
         .arg("--")
@@ -372,16 +373,18 @@ fn t6_a_child_that_ignores_term_is_killed_after_the_grace_period() {
     for mode in modes() {
         let cmd = {
             let mut c = util::iocrun();
-            c.env("IOCRUN_CONSOLE_SOCKET", "none").args([
-                "--restart",
-                "always",
-                "--grace",
-                "500ms",
-                "--",
-                "sh",
-                "-c",
-                script,
-            ]);
+            c.env("IOCRUN_CONSOLE_SOCKET", "none")
+                .env("IOCRUN_CONTROL_SOCKET", "none")
+                .args([
+                    "--restart",
+                    "always",
+                    "--grace",
+                    "500ms",
+                    "--",
+                    "sh",
+                    "-c",
+                    script,
+                ]);
             c
         };
         let r = start(mode, cmd);
@@ -449,6 +452,7 @@ os.execv(sys.argv[1], sys.argv[1:])
         let bin = util::iocrun_bin();
         let mut cmd = Command::new(python());
         cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
+            .env("IOCRUN_CONTROL_SOCKET", "none")
             .args(["-c", wrapper])
             .arg(&bin)
             .args(["--restart", "never", "--", "sh", "-c", child]);

@@ -31,6 +31,7 @@ fn iocrun_in(env: &TestEnv, args: &[&str]) -> Command {
     let mut cmd = env.iocrun();
     cmd.args(args)
         .env("IOCRUN_CONSOLE_SOCKET", "none")
+        .env("IOCRUN_CONTROL_SOCKET", "none")
         .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
         .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
         .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
@@ -169,4 +170,58 @@ fn the_pause_has_an_env_twin() {
     let (code, out) = pid1::start(Mode::Subreaper, cmd).wait();
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("(exiting in 20ms)"), "{out}");
+}
+
+#[test]
+fn a_failing_expand_step_stops_the_start_before_the_ioc() {
+    let Some(env) = softioc_tree() else { return };
+    // step 6 expands ioc.subst; its template does not exist
+    env.write(
+        "ioc/config/ioc.subst",
+        "file \"missing.template\" {\n    { P=DEMO }\n}\n",
+    );
+    let (code, out) =
+        pid1::start(Mode::Subreaper, iocrun_in(&env, &["--fail-pause", "10ms"])).wait();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("missing.template"), "{out}");
+    assert!(out.contains("(exiting in 10ms)"), "{out}");
+    assert!(!out.contains("started pid"), "{out}");
+}
+
+/// The example instance through the whole start sequence (render, expand, place files, wait)
+/// on softIoc, with `examples/demo/bin/ioc` as the IOC binary, as `scripts/demo.sh` runs it.
+#[test]
+fn the_example_instance_renders_and_runs_under_iocrun() {
+    let Some(_) = util::epics_bin() else { return };
+    let env = TestEnv::new();
+    let example = util::repo_root().join("examples/demo");
+    for entry in std::fs::read_dir(example.join("config")).expect("example config") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name");
+        std::fs::copy(&path, env.config_dir().join(name)).expect("copy config");
+    }
+    let bin = env.root().join("ioc/bin/linux-x86_64");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    std::fs::copy(example.join("bin/ioc"), bin.join("ioc")).expect("copy ioc wrapper");
+    let command = || {
+        let mut cmd = iocrun_in(&env, &[]);
+        cmd.env("IOC_NAME", "it-demo")
+            .env("IOCRUN_WAIT_DONE_FILE", env.root().join("done.txt"));
+        cmd
+    };
+    for mode in pid1::modes() {
+        let r = pid1::start(mode, command());
+        // the post-iocInit dbpf of the instance ran on the rendered database
+        r.wait_for("DBF_DOUBLE:         50");
+        r.signal(Signal::SIGTERM);
+        let (code, out) = r.wait();
+        assert_eq!(code, 128 + libc::SIGTERM, "{mode:?}:\n{out}");
+        assert!(out.contains("dbLoadRecords"), "{out}");
+        let db = std::fs::read_to_string(env.runtime_dir().join("ioc.db")).expect("ioc.db");
+        assert!(db.contains("IT-DEMO:TICK"), "{db}");
+        assert!(
+            env.root().join("done.txt").is_file(),
+            "step 8 marks the wait done"
+        );
+    }
 }
