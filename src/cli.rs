@@ -33,6 +33,8 @@ pub struct Cli {
 }
 
 /// One variant per subcommand of the contract table.
+// parsed once per process: the size of the start flags does not matter
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the start sequence, then supervise the IOC until told to stop (the default).
