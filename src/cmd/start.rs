@@ -159,11 +159,9 @@ fn prepare(
     step4_copy_handwritten(paths)?;
     if paths.config_dir.join("ioc.yaml").is_file() {
         timed(health, "ibek_generate", || step5_render(paths, health))?;
-        timed(health, "autosave", || {
-            crate::cmd::autosave::autosave_step(paths)
-        })?;
     }
-    timed(health, "msi", || crate::cmd::expand::ioc_db_step(paths))?;
+    timed(health, "autosave", || step5_autosave(paths))?;
+    timed(health, "msi", || step6_expand(paths))?;
     timed(health, "place_files", || {
         crate::cmd::place_files::place_step(paths)
     })?;
@@ -238,6 +236,21 @@ fn step5_render(paths: &Paths, health: &watch::Sender<Health>) -> Result<(), Err
         h.opi_files = bobs;
     });
     Ok(())
+}
+
+/// Step 5, after rendering: autosave request files, for ibek instances (config/ioc.yaml)
+/// whose ioc.subst exists. Expansion problems inside are logged, not fatal, as with ibek.
+fn step5_autosave(paths: &Paths) -> Result<(), Error> {
+    if !paths.config_dir.join("ioc.yaml").is_file() || !paths.runtime("ioc.subst").is_file() {
+        return Ok(());
+    }
+    crate::cmd::autosave::autosave_step(paths)
+}
+
+/// Step 6: `$RUNTIME_DIR/ioc.subst` (rendered or hand-written) expanded in-process into
+/// `ioc.db`, searching config, `$SUPPORT/*/db`, runtime; a missing template stops start-up.
+fn step6_expand(paths: &Paths) -> Result<(), Error> {
+    crate::cmd::expand::ioc_db_step(paths)
 }
 
 /// Step 8: wait for the hardware in wait_list.yaml; progress goes to the console stream.
