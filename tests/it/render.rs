@@ -475,3 +475,44 @@ fn differential_against_ibek() {
         }
     }
 }
+
+/// The start sequence renders `config/ioc.yaml` (step 5) with the support YAML in
+/// `$EPICS_ROOT/ibek-defs`, expands the result and runs it: softIoc serves the rendered PV.
+#[test]
+fn start_renders_ioc_yaml_and_runs_it() {
+    let Some(bin) = util::epics_bin() else {
+        return;
+    };
+    let env = util::TestEnv::new();
+    let ioc_bin = env.root().join("ioc/bin/linux-x86_64");
+    std::fs::create_dir_all(&ioc_bin).expect("ioc bin dir");
+    std::os::unix::fs::symlink(bin.join("softIoc"), ioc_bin.join("ioc")).expect("symlink ioc");
+    env.write(
+        "ibek-defs/demo/demo.ibek.support.yaml",
+        "module: demo\nentity_models:\n  - name: Temp\n    description: a temperature\n    parameters:\n      name: {type: id, description: PV prefix}\n      temp: {type: float, description: value}\n    databases:\n      - {file: demo.db, args: {P: '{{ name }}', T: '{{ temp }}'}}\n    pre_init:\n      - {type: comment, value: 'demo {{ name }}'}\n    post_init:\n      - value: dbl\n",
+    );
+    env.write(
+        "ioc/config/demo.db",
+        "record(ai, \"$(P):TEMP\") {\n    field(VAL, \"$(T)\")\n}\n",
+    );
+    env.write(
+        "ioc/config/ioc.yaml",
+        "ioc_name: demo\ndescription: d\nentities:\n  - {type: demo.Temp, name: DEMO, temp: 21}\n",
+    );
+    let mut cmd = env.iocrun();
+    cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
+        .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
+        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
+        .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
+    let r = crate::pid1::start(crate::pid1::Mode::Subreaper, cmd);
+    r.wait_for("DEMO:TEMP");
+    r.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, out) = r.wait();
+    assert!(out.contains("iocRun: All initialization complete"), "{out}");
+    let st = std::fs::read_to_string(env.runtime_dir().join("st.cmd")).expect("st.cmd");
+    assert!(st.contains("\n# demo DEMO\n"), "{st}");
+    let subst = std::fs::read_to_string(env.runtime_dir().join("ioc.subst")).expect("subst");
+    assert!(subst.contains("{ \"DEMO\", \"21.0\" }"), "{subst}");
+    let db = std::fs::read_to_string(env.runtime_dir().join("ioc.db")).expect("ioc.db");
+    assert!(db.contains("DEMO:TEMP"), "{db}");
+}
