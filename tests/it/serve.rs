@@ -248,3 +248,107 @@ async fn reqwest_free_get(addr: SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.expect("read");
     out
 }
+
+/// `iocrun start` end to end on the example instance (rendered, expanded, run by softIoc) with
+/// an `ibek.wait_ip` entity added: startup fails naming the device while the hardware wait
+/// runs, then startup and ready pass once the device is up and the IOC answers its default
+/// liveness PV (`${IOC_PREFIX^^}:UPTIME`), found through the IOC's own listening socket.
+#[tokio::test]
+async fn start_answers_probes_through_the_hardware_wait() {
+    let Some(bin) = util::epics_bin() else {
+        return;
+    };
+    let env = util::TestEnv::new();
+    let example = util::repo_root().join("examples/demo");
+    for entry in std::fs::read_dir(example.join("config")).expect("example config") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(
+            &path,
+            env.config_dir().join(path.file_name().expect("name")),
+        )
+        .expect("copy");
+    }
+    let late = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let yaml = env.config_dir().join("ioc.yaml");
+    let mut text = std::fs::read_to_string(&yaml).expect("ioc.yaml");
+    text.push_str(&format!(
+        "\n  - type: ibek.wait_ip\n    device: late\n    address: 127.0.0.1:{late}\n    timeout: 60\n"
+    ));
+    std::fs::write(&yaml, text).expect("write ioc.yaml");
+    let ioc_bin = env.root().join("ioc/bin/linux-x86_64");
+    std::fs::create_dir_all(&ioc_bin).expect("ioc bin dir");
+    std::fs::copy(example.join("bin/ioc"), ioc_bin.join("ioc")).expect("copy ioc wrapper");
+    let ca_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let socket = env.root().join("control.sock");
+    let done = env.root().join("done.txt");
+    let mut child = env
+        .iocrun()
+        .arg("start")
+        .env("IOC_NAME", "it-serve")
+        .env("IOC_PREFIX", "it-serve")
+        .env("IOCRUN_EPICS_BIN", &bin)
+        .env("IOCRUN_CONSOLE_SOCKET", "none")
+        .env("IOCRUN_CONTROL_SOCKET", &socket)
+        .env("IOCRUN_WAIT_DONE_FILE", &done)
+        .env("IOCRUN_CA_CHECK_PERIOD", "0.2")
+        .env("IOCRUN_WAIT_PROGRESS", "0.2")
+        .env_remove("IBEK_DO_WAIT_DISABLE")
+        .env_remove("IOCRUN_CA_CHECK_PV")
+        .env_remove("K8S_IOC_PV")
+        .env("EPICS_CA_SERVER_PORT", ca_port.to_string())
+        .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
+        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
+        .env("EPICS_CA_ADDR_LIST", "")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn iocrun start");
+
+    let waiting = until_text(&socket, "startup", "waiting for late").await;
+    assert_eq!(waiting, "startup: fail: waiting for late\n");
+    assert!(!done.exists());
+
+    let _device = std::net::TcpListener::bind(("127.0.0.1", late)).expect("bind the device port");
+    until(&socket, "startup", true).await;
+    let ready = until(&socket, "ready", true).await;
+    assert_eq!(
+        ready,
+        "ready: ok: ioc running and answering channel access\n"
+    );
+    assert!(done.exists(), "the done file follows a successful wait");
+    assert!(probe(&socket, "live").await.0);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert!(
+        status.code().is_some(),
+        "iocrun exits after SIGTERM: {status:?}"
+    );
+}
+
+/// Poll a probe until its answer contains `want`.
+async fn until_text(socket: &std::path::Path, kind: &str, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        let (_, text) = probe(socket, kind).await;
+        if text.contains(want) {
+            return text;
+        }
+        last = text;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("probe {kind} never said {want:?}; last answer {last:?}");
+}
