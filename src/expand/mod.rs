@@ -6,12 +6,13 @@
 //! uses only std and `files`; it knows nothing of ioc.yaml or rendering.
 //!
 //! * `lex`, `parse`: the substitution-file tokenizer and grammar.
-//! * `macros`: the macLib macro table, scopes and expansion engine.
+//! * `macros`, `defns`: the macLib macro table, scopes and expansion engine; definition strings.
 //! * `template`: template files, the include path and directives.
 //! * `driver`: msi's main loop over options, sets and templates.
 //! * `autosave`: `autosave_*.req` generation.
 
 mod autosave;
+mod defns;
 mod driver;
 mod lex;
 mod macros;
