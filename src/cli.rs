@@ -255,6 +255,12 @@ pub struct StartArgs {
     #[arg(long, env = "IOCRUN_GRACE", default_value = "2s", value_parser = parse_duration)]
     pub grace: Duration,
 
+    /// Text typed on the IOC's console to stop it before the signal, e.g. 'exit\n' so iocsh
+    /// runs its exit hooks; the signal follows after half the grace period. `\n`, `\r`,
+    /// `\t` and `\\` are unescaped. Empty: signal at once.
+    #[arg(long, env = "IOCRUN_STOP_INPUT", value_name = "TEXT", default_value = "", value_parser = unescape)]
+    pub stop_input: String,
+
     /// Delay before the first restart; it doubles with each quick failure.
     #[arg(long, env = "IOCRUN_RESTART_DELAY", default_value = "1s", value_parser = parse_duration)]
     pub restart_delay: Duration,
@@ -290,6 +296,30 @@ pub struct StartArgs {
     /// Supervise this command instead of the IOC; start steps 2–8 are skipped.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// Backslash escapes of `--stop-input`: `\n`, `\r`, `\t`, `\\`; others stay as typed.
+pub fn unescape(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    Ok(out)
 }
 
 /// `2s`, `500ms`, `1.5s`, `3m` or a bare number of seconds.
@@ -329,6 +359,13 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3h").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn stop_input_escapes() {
+        assert_eq!(unescape(r"exit\n"), Ok("exit\n".to_owned()));
+        assert_eq!(unescape(r"a\r\tb\\c\q"), Ok("a\r\tb\\c\\q".to_owned()));
+        assert_eq!(unescape(r"end\"), Ok("end\\".to_owned()));
     }
 
     #[test]

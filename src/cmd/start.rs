@@ -321,6 +321,7 @@ fn config(args: &StartArgs) -> Config {
             crash_limit: args.crash_limit,
         },
         grace: args.grace,
+        stop_input: args.stop_input.clone().into_bytes(),
     }
 }
 

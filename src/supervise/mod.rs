@@ -119,6 +119,10 @@ pub struct Config {
     pub policy: Policy,
     /// How long a stop waits before SIGKILL.
     pub grace: Duration,
+    /// Typed on the IOC's console to ask it to exit (e.g. `exit\n`, so iocsh runs its exit
+    /// hooks and autosave writes); the stop signal follows after half the grace period.
+    /// Empty: the stop signal is sent at once.
+    pub stop_input: Vec<u8>,
 }
 
 /// A cheap, cloneable way to talk to the supervisor and watch its state.
@@ -167,6 +171,8 @@ struct Running {
 struct Stopping {
     deadline: Instant,
     killed: bool,
+    /// With `stop_input`: the stop signal still to send, and when.
+    signal_at: Option<(Instant, i32)>,
 }
 
 /// The task that owns the child (see the module's Theory of Operation).
@@ -262,11 +268,15 @@ impl<S: Sys> Supervisor<S> {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        let stop = self.stop.as_ref().map(|s| s.deadline);
-        match (self.restart_at, stop) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let stop = self.stop.as_ref();
+        [
+            self.restart_at,
+            stop.map(|s| s.deadline),
+            stop.and_then(|s| s.signal_at.map(|(at, _)| at)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn on_event(&mut self, event: Event) {
@@ -296,6 +306,16 @@ impl<S: Sys> Supervisor<S> {
         if self.restart_at.is_some_and(|at| at <= now) {
             self.restart_at = None;
             self.start_child();
+        }
+        let due = self.stop.as_mut().and_then(|s| {
+            let (at, sig) = s.signal_at?;
+            (at <= now).then(|| {
+                s.signal_at = None;
+                sig
+            })
+        });
+        if let Some(sig) = due {
+            self.forward(sig);
         }
         if self.stop.as_ref().is_some_and(|s| s.deadline <= now) {
             self.grace_over(now);
@@ -393,6 +413,7 @@ impl<S: Sys> Supervisor<S> {
         self.stop = Some(Stopping {
             deadline: Instant::now() + self.cfg.grace,
             killed: false,
+            signal_at: None,
         });
         let at = SystemTime::now();
         self.publish(if gave_up {
@@ -403,8 +424,9 @@ impl<S: Sys> Supervisor<S> {
     }
 
     fn begin_stop(&mut self, sig: i32) {
-        if self.stop.is_some() {
-            // a repeated stop signal is passed on again; the grace deadline stays
+        if let Some(stop) = self.stop.as_mut() {
+            // a repeated stop signal is passed on at once; the grace deadline stays
+            stop.signal_at = None;
             self.forward(sig);
             return;
         }
@@ -414,14 +436,25 @@ impl<S: Sys> Supervisor<S> {
             human(self.cfg.grace)
         ));
         self.restart_at = None;
+        let now = Instant::now();
         self.stop = Some(Stopping {
-            deadline: Instant::now() + self.cfg.grace,
+            deadline: now + self.cfg.grace,
             killed: false,
+            signal_at: None,
         });
         match &self.child {
             Some(run) => {
                 let pid = run.pid;
-                self.send(Target::Group(pid), sig);
+                if self.cfg.stop_input.is_empty() {
+                    self.send(Target::Group(pid), sig);
+                } else {
+                    // the IOC's own exit first (spec deploy-k8s §2.2: autosave flushes on
+                    // `exit`), the signal only if it is still there halfway through
+                    self.sys.write_input(self.cfg.stop_input.clone());
+                    if let Some(stop) = self.stop.as_mut() {
+                        stop.signal_at = Some((now + self.cfg.grace / 2, sig));
+                    }
+                }
                 self.publish(ChildState::Stopping {
                     since: SystemTime::now(),
                 });

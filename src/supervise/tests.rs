@@ -27,6 +27,7 @@ fn config(policy: Policy) -> Config {
         },
         policy,
         grace: Duration::from_secs(2),
+        stop_input: Vec::new(),
     }
 }
 
@@ -349,4 +350,59 @@ async fn sigchld_for_an_orphan_is_only_reaped() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(matches!(r.state.borrow().child, ChildState::Running { pid: p, .. } if p == pid));
     assert_eq!(r.spawn_times().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_input_is_typed_first_then_the_signal_then_kill() {
+    let cfg = Config {
+        stop_input: b"exit\n".to_vec(),
+        ..config(quick(Restart::Always))
+    };
+    let mut r = rig_with(FakeSys::new(), cfg, &[]);
+    let pid = r.running().await;
+    r.handle.signal(SIGTERM);
+    let fake = r.fake.clone();
+    let start = r.start;
+    assert_eq!(r.exit_code().await, 128 + SIGKILL);
+    let w = fake.world();
+    let after: Vec<(Call, Duration)> = w
+        .calls
+        .iter()
+        .zip(&w.times)
+        .skip(1)
+        .map(|(c, t)| (c.clone(), *t - start))
+        .collect();
+    assert_eq!(
+        &after[..3],
+        &[
+            (Call::Input(b"exit\n".to_vec()), Duration::ZERO),
+            (
+                Call::Signal(Target::Group(pid), SIGTERM),
+                Duration::from_secs(1)
+            ),
+            (
+                Call::Signal(Target::Group(pid), SIGKILL),
+                Duration::from_secs(2)
+            ),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ioc_that_obeys_the_stop_input_gets_no_signal() {
+    let cfg = Config {
+        stop_input: b"exit\n".to_vec(),
+        ..config(quick(Restart::Always))
+    };
+    let mut r = rig_with(FakeSys::new(), cfg, &[]);
+    let pid = r.running().await;
+    r.handle.signal(SIGTERM);
+    r.state
+        .wait_for(|s| matches!(s.child, ChildState::Stopping { .. }))
+        .await
+        .expect("alive");
+    r.fake.end(pid, ExitStatus::Exited(0));
+    let fake = r.fake.clone();
+    assert_eq!(r.exit_code().await, 0);
+    assert!(!fake.calls().iter().any(|c| matches!(c, Call::Signal(..))));
 }

@@ -225,3 +225,18 @@ fn the_example_instance_renders_and_runs_under_iocrun() {
         );
     }
 }
+
+#[test]
+fn stop_input_lets_softioc_exit_cleanly_on_term() {
+    let Some(env) = softioc_tree() else { return };
+    for mode in pid1::modes() {
+        let args = ["--stop-input", "exit\\n", "--grace", "20s"];
+        let r = pid1::start(mode, iocrun_in(&env, &args));
+        r.wait_for("DEMO:TEMP");
+        r.signal(Signal::SIGTERM);
+        let (code, out) = r.wait();
+        // iocsh ran `exit` (its exit hooks, autosave's among them): a clean 0, no signal sent
+        assert_eq!(code, 0, "{mode:?}:\n{out}");
+        assert!(out.contains("ended: exit status 0"), "{out}");
+    }
+}
