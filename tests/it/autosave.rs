@@ -208,3 +208,56 @@ fn deviation_autosave_block_at_start_of_file() {
         .expect("autosave_settings.req");
     assert_eq!(req, "abZ_CONFIG c\n");
 }
+
+/// ibek's own parser (its regex, run by its Python) on every ioc.subst in the ibek
+/// conformance cases: iocrun's autosave substitution file holds the same entries, byte for
+/// byte, when every template has a req file.
+#[test]
+fn autosave_parser_agrees_with_ibek_on_real_subst_files() {
+    let (Some(ibek), Some(shared)) = (util::tool_var("IOCRUN_IBEK"), util::shared_dir()) else {
+        return;
+    };
+    let python = ibek.with_file_name("python");
+    let mut substs: Vec<PathBuf> = std::fs::read_dir(shared.join("conformance/ibek/cases"))
+        .expect("ibek cases")
+        .flatten()
+        .map(|e| e.path().join("expected/ioc.subst"))
+        .filter(|p| p.is_file())
+        .collect();
+    substs.sort();
+    assert!(!substs.is_empty());
+    let script = "import json, re, sys\n\
+                  from ibek.runtime_cmds.autosave import AutosaveGenerator as G\n\
+                  print(json.dumps({f: G.entry_pat.findall(open(f).read(), re.MULTILINE) \
+                  for f in sys.argv[1:]}))\n";
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(&substs)
+        .output()
+        .expect("run ibek's python");
+    assert!(out.status.success(), "{out:?}");
+    let entries: BTreeMap<String, Vec<(String, String)>> =
+        serde_json::from_slice(&out.stdout).expect("ibek entries");
+    let mut compared = 0;
+    for (subst, found) in &entries {
+        let env = TestEnv::new();
+        let text = std::fs::read_to_string(subst).expect("ioc.subst");
+        env.write("runtime/ioc.subst", &text);
+        let mut expected = String::new();
+        for (file, block) in found {
+            let name = Path::new(file).file_stem().expect("stem").to_string_lossy();
+            env.write(&format!("autosave/{name}_settings.req"), "x\n");
+            expected.push_str(&format!("file \"{name}_settings.req\" {block}\n\n"));
+        }
+        run_iocrun(&env);
+        let got = std::fs::read_to_string(env.runtime_dir().join("autosave_settings.subst"))
+            .unwrap_or_default();
+        util::assert_text_eq(subst, &expected, &got);
+        compared += found.len();
+    }
+    eprintln!(
+        "autosave entries compared with ibek: {compared} in {} files",
+        entries.len()
+    );
+}
