@@ -11,7 +11,7 @@ use crate::config::{Definitions, EntityModel, Instance, ParamKind, RawEntity};
 use super::jinja::Engine;
 use super::objects::{Entity, PyList};
 use super::pyvalue::{from_yaml, py_str};
-use super::validate::{check_enabled, check_model_args, lax_bool, FieldError};
+use super::validate::{check_enabled, check_model_args, FieldError};
 use super::{EntityError, RenderError};
 
 pub const REPEAT: &str = "ibek.repeat";
@@ -109,8 +109,7 @@ impl<'a> Resolver<'a> {
         let Some(type_name) = raw.type_name() else {
             return Err(err("?", vec![FieldError { arg: None, message: "Unable to extract tag using discriminator 'type' [type=union_tag_not_found]".into() }]));
         };
-        self.build(type_name, &args, origin)
-            .map_err(|e| err(type_name, e))
+        self.build(type_name, &args).map_err(|e| err(type_name, e))
     }
 
     /// Validate `args` as an entity of `type_name` and run Phase 1 on it.
@@ -118,12 +117,11 @@ impl<'a> Resolver<'a> {
         &mut self,
         type_name: &str,
         args: &IndexMap<String, Value>,
-        origin: &Origin,
     ) -> Result<Arc<Entity>, Vec<FieldError>> {
         match type_name {
             REPEAT | WAIT_IP | WAIT_USB => builtin(type_name, args).map(Arc::new),
             _ => match self.defs.get(type_name).cloned() {
-                Some(model) => self.build_model(&model, type_name, args, origin),
+                Some(model) => self.build_model(&model, type_name, args),
                 None => Err(vec![FieldError {
                     arg: None,
                     message: self.unknown_type(type_name),
@@ -152,7 +150,6 @@ impl<'a> Resolver<'a> {
         model: &Arc<EntityModel>,
         type_name: &str,
         args: &IndexMap<String, Value>,
-        _origin: &Origin,
     ) -> Result<Arc<Entity>, Vec<FieldError>> {
         let fields = check_model_args(model, type_name, args)?;
         let entity = Arc::new(Entity::new(Some(model.clone()), type_name, fields));
@@ -418,7 +415,7 @@ impl<'a> Resolver<'a> {
                 format!("unknown entity type '{type_name}' (KeyError)"),
             ));
         }
-        let built = self.build(&type_name, &rendered, origin);
+        let built = self.build(&type_name, &rendered);
         if let Ok(e) = &built {
             e.set_origin(format!("{} (expanded)", origin.describe()));
         }
@@ -619,7 +616,6 @@ fn builtin(type_name: &str, args: &IndexMap<String, Value>) -> Result<Entity, Ve
             });
         }
     }
-    let _ = lax_bool;
     if errors.is_empty() {
         Ok(Entity::new(None, type_name, fields))
     } else {
