@@ -118,19 +118,23 @@ async fn check_once(
 ) -> Result<(Duration, Option<f64>), CaError> {
     let started = Instant::now();
     let deadline = started + cfg.timeout;
-    let local = match pid {
-        Some(pid) if !cfg.remote => listening_ports(pid),
+    let mut local = match pid {
+        Some(pid) if !cfg.remote => listening_addrs(pid),
         _ => Vec::new(),
     };
+    // the CA server port first: an IOC with QSRV also listens for pvAccess
+    local.sort_by_key(|a| a.port() != cfg.ca.server_port);
     let mut last = None;
-    for port in &local {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
-        match ca::read(addr, pv, &cfg.ca.user, deadline).await {
+    for (i, addr) in local.iter().enumerate() {
+        // share the time out, so one silent port cannot use all of it
+        let left = deadline.saturating_duration_since(Instant::now());
+        let slice = (left / (local.len() - i + 1) as u32).max(Duration::from_millis(200));
+        match ca::read(*addr, pv, &cfg.ca.user, Instant::now() + slice).await {
             Ok(r) => return Ok((started.elapsed(), uptime(&r.value.values))),
             Err(e) => last = Some(e),
         }
     }
-    if local.is_empty() || Instant::now() < deadline {
+    if Instant::now() < deadline {
         let server = ca::search(&cfg.ca, pv, deadline).await?;
         let r = ca::read(server, pv, &cfg.ca.user, deadline).await?;
         return Ok((started.elapsed(), uptime(&r.value.values)));
@@ -170,8 +174,9 @@ fn uptime(values: &Values) -> Option<f64> {
     Some(days * 86400.0 + secs)
 }
 
-/// The TCP ports process `pid` listens on, read from `/proc` (§5.5, option 2).
-pub fn listening_ports(pid: u32) -> Vec<u16> {
+/// Where process `pid` listens for TCP connections, read from `/proc` (§5.5, option 2): a
+/// wildcard address becomes loopback.
+pub fn listening_addrs(pid: u32) -> Vec<SocketAddr> {
     let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
         .flatten()
@@ -182,26 +187,42 @@ pub fn listening_ports(pid: u32) -> Vec<u16> {
             t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
         })
         .collect();
-    let mut ports = Vec::new();
+    let mut addrs = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(table).unwrap_or_default();
-        for (port, inode) in text.lines().skip(1).filter_map(listen_row) {
-            if inodes.contains(&inode) && !ports.contains(&port) {
-                ports.push(port);
+        for (addr, inode) in text.lines().skip(1).filter_map(listen_row) {
+            if inodes.contains(&inode) && !addrs.contains(&addr) {
+                addrs.push(addr);
             }
         }
     }
-    ports
+    addrs
 }
 
-/// `(local port, inode)` of a `/proc/net/tcp` row in state LISTEN (`0A`).
-fn listen_row(line: &str) -> Option<(u16, u64)> {
+/// `(address, inode)` of a `/proc/net/tcp{,6}` row in state LISTEN (`0A`). The kernel prints
+/// IPv4 addresses as one native-endian 32-bit word; IPv6 rows count only when unspecified
+/// (`::`, which also accepts IPv4 on loopback).
+fn listen_row(line: &str) -> Option<(SocketAddr, u64)> {
     let cols: Vec<&str> = line.split_whitespace().collect();
     if cols.get(3) != Some(&"0A") {
         return None;
     }
-    let port = u16::from_str_radix(cols.get(1)?.rsplit_once(':')?.1, 16).ok()?;
-    Some((port, cols.get(9)?.parse().ok()?))
+    let (ip_hex, port_hex) = cols.get(1)?.rsplit_once(':')?;
+    let port = u16::from_str_radix(port_hex, 16).ok()?;
+    let ip = match ip_hex.len() {
+        8 => {
+            let raw = u32::from_str_radix(ip_hex, 16).ok()?;
+            let ip = Ipv4Addr::from(raw.to_ne_bytes());
+            if ip.is_unspecified() {
+                Ipv4Addr::LOCALHOST
+            } else {
+                ip
+            }
+        }
+        _ if ip_hex.bytes().all(|b| b == b'0') => Ipv4Addr::LOCALHOST,
+        _ => return None,
+    };
+    Some((SocketAddr::from((ip, port)), cols.get(9)?.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -241,14 +262,23 @@ mod tests {
     #[test]
     fn finds_our_own_listener() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        assert!(listening_ports(std::process::id()).contains(&port));
+        let addr = l.local_addr().unwrap();
+        assert!(listening_addrs(std::process::id()).contains(&addr));
     }
 
     #[test]
     fn listen_rows_only() {
         let row = "   0: 0100007F:13D8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000";
-        assert_eq!(listen_row(row), Some((5080, 4242)));
+        let lo: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+        assert_eq!(listen_row(row), Some((lo, 4242)));
         assert_eq!(listen_row(&row.replace(" 0A ", " 01 ")), None);
+        let any = row.replace("0100007F:13D8", "00000000:13D8");
+        assert_eq!(
+            listen_row(&any),
+            Some((lo, 4242)),
+            "wildcard means loopback"
+        );
+        let v6 = row.replace("0100007F:13D8", "00000000000000000000000000000000:13D8");
+        assert_eq!(listen_row(&v6), Some((lo, 4242)));
     }
 }

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use check::{listening_ports, CheckConfig};
+pub use check::{listening_addrs, CheckConfig};
 pub use control::{probe, ProbeError, DEFAULT_SOCKET};
 pub use health::{
     verdict, CaReport, CaStatus, Health, LastExit, Phase, ProbeKind, StepTiming, Verdict,

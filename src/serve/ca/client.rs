@@ -25,6 +25,8 @@ pub struct Config {
     pub search_to: Vec<SocketAddrV4>,
     /// Sent in `CA_PROTO_CLIENT_NAME`.
     pub user: String,
+    /// `EPICS_CA_SERVER_PORT`: where servers are searched for by default.
+    pub server_port: u16,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
         search_to.retain(|a| seen.insert(*a));
         Config {
             search_to,
+            server_port: port,
             user: get("USER")
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| "iocrun".to_owned()),
@@ -257,6 +260,10 @@ struct Conn {
 impl Conn {
     async fn next(&mut self, pv: &str, step: &'static str) -> Result<Message, CaError> {
         loop {
+            // a pvAccess server (QSRV listens beside rsrv) greets with 0xCA..: give up at once
+            if self.buf.len() >= 2 && u16::from_be_bytes([self.buf[0], self.buf[1]]) > 0xFF {
+                return Err(CaError::Protocol("not a channel access server".into()));
+            }
             if let Some((msg, used)) = proto::decode(&self.buf)? {
                 self.buf.drain(..used);
                 return Ok(msg);
@@ -313,6 +320,23 @@ mod tests {
         assert!(off.search_to.is_empty());
         let on = config(&[]);
         assert!(on.search_to.iter().all(|a| a.port() == DEFAULT_SERVER_PORT));
+    }
+
+    #[tokio::test]
+    async fn a_pvaccess_server_is_refused_at_once() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            // pvAccess "set byte order" control message, as QSRV sends on accept
+            s.write_all(&[0xCA, 0x02, 0x41, 0x02, 0, 0, 0, 0])
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let err = read(addr, "X", "me", deadline).await.unwrap_err();
+        assert!(matches!(err, CaError::Protocol(_)), "{err:?}");
     }
 
     #[test]
