@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark `iocrun generate` (release build) against the reference `ibek runtime generate2`
-# on the same instances: median wall time (hyperfine) and peak RSS (/usr/bin/time -v) of each,
-# side by side, with the ratios. Target (issue 2): iocrun >= 100x faster and < 10 MB peak RSS
+# on the same instances: median wall time and mean CPU time (hyperfine) and peak RSS
+# (/usr/bin/time -v) of each, side by side, with the ratios. Target (issue 2): iocrun >= 100x faster and < 10 MB peak RSS
 # on a typical instance.
 #
 # usage: scripts/bench-render.sh [CASE...]
@@ -63,11 +63,11 @@ peak_rss() {
   /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}'
 }
 
-median_ms() { # hyperfine JSON -> median in ms
-  python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$1"
+median_ms() { # hyperfine JSON -> "median_wall_ms cpu_ms" (cpu = mean user + system)
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.2f %.2f" % (r["median"]*1000, (r["user"]+r["system"])*1000))' "$1"
 }
 
-printf '%-30s %-4s %12s %12s %9s %11s %11s %8s\n' instance pvi "iocrun ms" "ibek ms" speedup "iocrun MB" "ibek MB" "mem x"
+printf '%-28s %-3s %10s %10s %8s %9s %9s %8s %9s %8s %6s\n' instance pvi "iocrun ms" "ibek ms" "wall x" "iocrun cpu" "ibek cpu" "cpu x" "iocrun MB" "ibek MB" "mem x"
 for name in "${names[@]}"; do
   prepare "$name"
   for pvi in $PVI_MODES; do
@@ -83,10 +83,11 @@ for name in "${names[@]}"; do
     hyperfine -N --style none --warmup 1 --runs "$(( RUNS < 5 ? RUNS : 5 ))" --export-json "$WORK/ibek.json" "$ibek_cmd" >/dev/null 2>&1
     # shellcheck disable=SC2086
     rss_ioc=$(peak_rss $ioc_cmd); rss_ibek=$(peak_rss $ibek_cmd)
-    t_ioc=$(median_ms "$WORK/ioc.json"); t_ibek=$(median_ms "$WORK/ibek.json")
-    awk -v n="$name" -v p="$pvi" -v a="$t_ioc" -v b="$t_ibek" -v ra="$rss_ioc" -v rb="$rss_ibek" 'BEGIN {
-      printf "%-30s %-4s %12.2f %12.2f %8.0fx %11.1f %11.1f %7.1fx\n", n, p, a, b, b/a, ra/1024, rb/1024, rb/ra }'
+    read -r t_ioc c_ioc < <(median_ms "$WORK/ioc.json"); read -r t_ibek c_ibek < <(median_ms "$WORK/ibek.json")
+    awk -v n="$name" -v p="$pvi" -v a="$t_ioc" -v b="$t_ibek" -v ca="$c_ioc" -v cb="$c_ibek" -v ra="$rss_ioc" -v rb="$rss_ibek" 'BEGIN {
+      printf "%-28s %-3s %10.2f %10.2f %7.0fx %9.2f %9.1f %7.0fx %9.1f %8.1f %5.1fx\n", n, p, a, b, b/a, ca, cb, cb/ca, ra/1024, rb/1024, rb/ra }'
     for kv in "${ENVS[@]}"; do unset "${kv%%=*}"; done
   done
 done
-echo "(median of $RUNS iocrun runs and up to 5 ibek runs; peak RSS of one run; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "(ms: median wall time of $RUNS iocrun runs and up to 5 ibek runs; cpu: mean user+system ms,"
+echo " which a loaded machine disturbs less; MB: peak RSS of one run; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"

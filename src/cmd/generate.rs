@@ -185,7 +185,9 @@ pub fn write(
     templates: &[(String, String)],
     pvi_failed: Option<&str>,
 ) -> Result<(), Error> {
-    let mut staged = Staged::new();
+    // rebuilt at every start, like the screens: atomic renames, no per-file sync (the syncs
+    // were most of `generate`'s wall time on a busy node; scripts/bench-render.sh)
+    let mut staged = Staged::unsynced();
     staged.add("st.cmd", out.st_cmd.as_bytes());
     staged.add("ioc.subst", out.ioc_subst.as_bytes());
     if let Some(w) = &out.wait_list {
