@@ -171,7 +171,7 @@ async fn client(ctx: ClientCtx, stream: UnixStream, read_only: bool) {
     let (rd, mut wr) = stream.into_split();
     let ended = tokio::select! {
         r = write_output(att, &mut wr) => r,
-        r = read_input(&ctx, rd, read_only) => r,
+        r = read_input(&ctx, id, rd, read_only) => r,
     };
     ctx.hub.detach(id);
     if shared.too_slow.load(Ordering::Acquire) {
@@ -227,6 +227,7 @@ async fn write_output(att: Attached, wr: &mut OwnedWriteHalf) -> Result<(), Stri
 /// Decode input until EOF; forward it unless read-only.
 async fn read_input(
     ctx: &ClientCtx,
+    id: u64,
     mut rd: OwnedReadHalf,
     mut read_only: bool,
 ) -> Result<(), String> {
@@ -246,7 +247,12 @@ async fn read_input(
             .map_err(|e| format!("protocol error: {e}"))?;
         for ev in events.drain(..) {
             match ev {
-                Event::Hello { read_only: ro } => read_only |= ro,
+                Event::Hello { read_only: true } if !read_only => {
+                    read_only = true;
+                    ctx.hub
+                        .notice(&format!("console client {id} is read-only (by request)"));
+                }
+                Event::Hello { .. } => {}
                 _ if read_only => {}
                 Event::Input(bytes) => forward(ctx, filter.apply(&ctx.hub, bytes)).await,
                 Event::Resize { rows, cols } if rows > 0 && cols > 0 => {

@@ -316,6 +316,7 @@ async fn read_only_clients_input_is_ignored() {
     msg.extend_from_slice(b"nope-hello");
     msg.extend_from_slice(&[2, 0, 4, 0, 5, 0, 6]);
     framed.send(&msg).await;
+    watcher.read_until(b"is read-only (by request)").await;
     // once both have hung up, the server has read all they sent
     drop(view);
     drop(framed);
