@@ -93,6 +93,9 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
         let _ = server.await;
         code
     });
+    // a start step abandoned by a stop (a hardware wait) must not hold the exit: dropping the
+    // runtime would wait for its blocking thread
+    runtime.shutdown_timeout(Duration::from_millis(100));
     sink.flush(Duration::from_secs(1));
     Ok(code)
 }

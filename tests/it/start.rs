@@ -240,3 +240,48 @@ fn stop_input_lets_softioc_exit_cleanly_on_term() {
         assert!(out.contains("ended: exit status 0"), "{out}");
     }
 }
+
+/// A stop while start step 8 waits for hardware ends iocrun at once: no IOC is started and the
+/// wait is not sat out.
+#[test]
+fn term_during_the_hardware_wait_exits_without_starting_the_ioc() {
+    let Some(_) = util::epics_bin() else { return };
+    let env = TestEnv::new();
+    let example = util::repo_root().join("examples/demo");
+    for entry in std::fs::read_dir(example.join("config")).expect("example config") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name");
+        std::fs::copy(&path, env.config_dir().join(name)).expect("copy config");
+    }
+    // a device on a port nobody listens on, with a long timeout
+    let absent = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let yaml = env.config_dir().join("ioc.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("ioc.yaml")
+        + &format!(
+            "\n  - type: ibek.wait_ip\n    device: absent\n    address: 127.0.0.1:{absent}\n    timeout: 600\n"
+        );
+    std::fs::write(&yaml, text).expect("write ioc.yaml");
+    let bin = env.root().join("ioc/bin/linux-x86_64");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    std::fs::copy(example.join("bin/ioc"), bin.join("ioc")).expect("copy ioc wrapper");
+    for mode in pid1::modes() {
+        let mut cmd = iocrun_in(&env, &[]);
+        cmd.env("IOCRUN_WAIT_DONE_FILE", env.root().join("done.txt"))
+            .env("IOCRUN_WAIT_PROGRESS", "0.1")
+            .env_remove("IBEK_DO_WAIT_DISABLE");
+        let r = pid1::start(mode, cmd);
+        r.wait_for("absent");
+        r.signal(Signal::SIGTERM);
+        let (code, out) = r.wait();
+        assert_eq!(code, 128 + libc::SIGTERM, "{mode:?}:\n{out}");
+        assert!(
+            out.contains("received SIGTERM during the start steps"),
+            "{out}"
+        );
+        assert!(!out.contains("started pid"), "{out}");
+        assert!(!env.root().join("done.txt").exists());
+    }
+}
