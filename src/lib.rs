@@ -4,7 +4,8 @@
 //! config ─ render ─ expand ─ pvi ─ supervise ─ console ─ serve
 //! ```
 //! `cmd` is the only module that sequences the others; `cli` holds the raw arguments,
-//! `paths` resolves the environment once, `files` does atomic writes.
+//! `paths` resolves the environment once, `files` does atomic writes, `timefmt` formats the
+//! UTC stamps of the console stream.
 
 pub mod cli;
 pub mod cmd;
@@ -20,4 +21,5 @@ pub mod pvi;
 pub mod render;
 pub mod serve;
 pub mod supervise;
+pub mod timefmt;
 pub mod wait;

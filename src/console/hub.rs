@@ -315,7 +315,7 @@ impl State {
 /// `@@@ <time> <text>\r\n`, preceded by a line break when the stream is mid-line.
 fn notice_line(at_line_start: bool, now: SystemTime, text: &str) -> String {
     let lead = if at_line_start { "" } else { "\r\n" };
-    format!("{lead}@@@ {} {text}\r\n", logfile::utc_stamp(now))
+    format!("{lead}@@@ {} {text}\r\n", crate::timefmt::rfc3339(now))
 }
 
 /// Something a sink thread writes chunks to.

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 pub use child::{Pty, DEFAULT_SIZE};
-pub use lifecycle::{banner_line, timestamp, OutputSink, StdoutSink};
+pub use lifecycle::{banner_line, OutputSink, StdoutSink};
 pub use policy::{Policy, Restart, GAVE_UP_EXIT_CODE};
 pub use signals::unblock_all as unblock_signals;
 pub use state::{signal_name, ChildState, ExitStatus, State};
