@@ -21,8 +21,12 @@ softioc=$IOCRUN_EPICS_BIN/softIoc
 for tool in procServ tini; do
   command -v "$tool" >/dev/null || { echo "bench-supervise: $tool missing (install-test-deps.sh)" >&2; exit 1; }
 done
+# the binary images ship: static (+crt-static), release profile; the dynamic build for contrast
+RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --release -q --target x86_64-unknown-linux-gnu --bin iocrun
+iocrun=$PWD/target/x86_64-unknown-linux-gnu/release/iocrun
 cargo build --release -q --bin iocrun
-iocrun=$PWD/target/release/iocrun
+iocrun_dyn=$PWD/target/release/iocrun
 
 work=$(mktemp -d)
 keeper=
@@ -76,10 +80,12 @@ measure() {
 echo "idle memory supervising softIoc ($how), after ${settle}s; kB"
 printf '%-10s %10s %10s %10s %12s %14s\n' init VmRSS VmHWM Pss Anonymous "softIoc VmRSS"
 measure iocrun "$iocrun" --restart never -- "$softioc" "$work/st.cmd" | tee "$work/iocrun.row"
+measure iocrun-dyn "$iocrun_dyn" --restart never -- "$softioc" "$work/st.cmd"
 measure procServ procServ -f -q -n softioc --noautorestart "unix:$work/ps.sock" "$softioc" "$work/st.cmd" | tee "$work/procServ.row"
 measure tini tini -s -- "$softioc" "$work/st.cmd" | tee "$work/tini.row"
 
 rss() { awk 'NR==1 { print $2 }' "$work/$1.row"; }
 awk -v a="$(rss iocrun)" -v p="$(rss procServ)" -v t="$(rss tini)" 'BEGIN {
   if (p > 0 && t > 0) printf "iocrun RSS = %.2f x procServ, %.2f x tini (target: under 5 MB = 5120 kB)\n", a / p, a / t }'
-ls -l "$iocrun" | awk '{ printf "iocrun binary: %d bytes (release)\n", $5 }'
+ls -l "$iocrun" | awk '{ printf "iocrun binary: %d bytes (static release; iocrun row)\n", $5 }'
+ls -l "$iocrun_dyn" | awk '{ printf "iocrun binary: %d bytes (dynamic release; iocrun-dyn row)\n", $5 }'
