@@ -309,11 +309,7 @@ fn start_expands_ioc_subst_before_the_ioc_starts() {
         "support/mod/db/demo.template",
         "record(ai, \"$(P)T$(N)\") {\n    field(EGU, \"$(EGU=mm)\")\n}\n",
     );
-    let mut cmd = env.iocrun();
-    cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
-        .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
-        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
-        .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
+    let cmd = env.iocrun_ioc();
     let r = crate::pid1::start(crate::pid1::Mode::Subreaper, cmd);
     r.wait_for("EXP:T2");
     r.signal(nix::sys::signal::Signal::SIGTERM);

@@ -499,11 +499,7 @@ fn start_renders_ioc_yaml_and_runs_it() {
         "ioc/config/ioc.yaml",
         "ioc_name: demo\ndescription: d\nentities:\n  - {type: demo.Temp, name: DEMO, temp: 21}\n",
     );
-    let mut cmd = env.iocrun();
-    cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
-        .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
-        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
-        .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
+    let cmd = env.iocrun_ioc();
     let r = crate::pid1::start(crate::pid1::Mode::Subreaper, cmd);
     r.wait_for("DEMO:TEMP");
     r.signal(nix::sys::signal::Signal::SIGTERM);

@@ -28,13 +28,8 @@ fn softioc_tree() -> Option<TestEnv> {
 
 /// `iocrun ARGS` in the tree, with Channel Access kept on the loopback interface.
 fn iocrun_in(env: &TestEnv, args: &[&str]) -> Command {
-    let mut cmd = env.iocrun();
-    cmd.args(args)
-        .env("IOCRUN_CONSOLE_SOCKET", "none")
-        .env("IOCRUN_CONTROL_SOCKET", "none")
-        .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
-        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
-        .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
+    let mut cmd = env.iocrun_ioc();
+    cmd.args(args);
     cmd
 }
 

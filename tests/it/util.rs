@@ -97,6 +97,17 @@ impl TestEnv {
             .env("SUPPORT", self.root().join("support"));
         cmd
     }
+    /// `iocrun` in this tree for tests that run an IOC: no console or control socket, and
+    /// Channel Access kept on the loopback interface.
+    pub fn iocrun_ioc(&self) -> Command {
+        let mut cmd = self.iocrun();
+        cmd.env("IOCRUN_CONSOLE_SOCKET", "none")
+            .env("IOCRUN_CONTROL_SOCKET", "none")
+            .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
+            .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
+            .env("EPICS_CA_ADDR_LIST", "127.0.0.1");
+        cmd
+    }
     pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
         let p = self.root().join(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
