@@ -1,8 +1,10 @@
 //! iocrun as a library: the stages of the data path, each in its own module.
 //!
 //! ```text
-//! config ─ render ─ expand ─ pvi ─ supervise ─ console ─ serve
+//! config ─ render ─ expand ─ pvi ─ (place, wait) ─ supervise ─ console ─ serve
 //! ```
+//! `place` and `wait` are the two start steps between the rendered files and the running IOC
+//! (place-files, the hardware wait).
 //! `cmd` is the only module that sequences the others; `cli` holds the raw arguments,
 //! `paths` resolves the environment once, `files` does atomic writes, `timefmt` formats the
 //! UTC stamps of the console stream.
