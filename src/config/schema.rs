@@ -393,10 +393,10 @@ fn write_json(out: &mut String, value: &Value, depth: usize) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => out.push_str(&python_float(f)),
+            Some(f) if n.is_f64() => out.push_str(&crate::pyfmt::json_float(f)),
             _ => out.push_str(&n.to_string()),
         },
-        Value::String(s) => write_str(out, s),
+        Value::String(s) => crate::pyfmt::json_string(out, s, false),
         Value::Array(items) if items.is_empty() => out.push_str("[]"),
         Value::Object(map) if map.is_empty() => out.push_str("{}"),
         Value::Array(items) => {
@@ -415,7 +415,7 @@ fn write_json(out: &mut String, value: &Value, depth: usize) {
             for (i, (k, v)) in map.iter().enumerate() {
                 out.push_str(if i == 0 { "\n" } else { ",\n" });
                 pad(out, depth + 1);
-                write_str(out, k);
+                crate::pyfmt::json_string(out, k, false);
                 out.push_str(": ");
                 write_json(out, v, depth + 1);
             }
@@ -426,92 +426,9 @@ fn write_json(out: &mut String, value: &Value, depth: usize) {
     }
 }
 
-/// A JSON string as Python writes it with `ensure_ascii=True`.
-fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// Python's `repr(float)`: the shortest digits that round-trip, positional for exponents
-/// -4..16, otherwise `d.ddde±XX`; `Infinity`/`NaN` as `json.dumps` writes them.
-fn python_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    // `{:e}` gives Rust's shortest round-trip digits, e.g. "-1.5e20", "1e-5", "0e0"
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if (-4..16).contains(&exp) {
-        let n = digits.len() as i32;
-        let body = if exp < 0 {
-            format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
-        } else if exp + 1 >= n {
-            format!("{digits}{}.0", "0".repeat((exp + 1 - n) as usize))
-        } else {
-            let (int, frac) = digits.split_at((exp + 1) as usize);
-            format!("{int}.{frac}")
-        };
-        format!("{sign}{body}")
-    } else {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floats_print_like_python_repr() {
-        for (f, py) in [
-            (1e-5, "1e-05"),
-            (1.5e20, "1.5e+20"),
-            (2.0, "2.0"),
-            (0.1, "0.1"),
-            (0.0001, "0.0001"),
-            (1e16, "1e+16"),
-            (123456789012345.6, "123456789012345.6"),
-            (-0.0027, "-0.0027"),
-            (0.0, "0.0"),
-            (1.3e-05, "1.3e-05"),
-        ] {
-            assert_eq!(python_float(f), py, "{f}");
-        }
-    }
 
     #[test]
     fn titles_follow_python_str_title() {
@@ -519,13 +436,6 @@ mod tests {
         assert_eq!(python_title("x1y_z"), "X1Y Z");
         assert_eq!(python_title("IOC"), "Ioc");
         assert_eq!(python_title("max_bytes"), "Max Bytes");
-    }
-
-    #[test]
-    fn strings_escape_non_ascii_like_ensure_ascii() {
-        let mut out = String::new();
-        write_str(&mut out, "a – é \"q\" \u{1F600}\n");
-        assert_eq!(out, r#""a \u2013 \u00e9 \"q\" \ud83d\ude00\n""#);
     }
 
     #[test]

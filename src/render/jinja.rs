@@ -541,30 +541,10 @@ fn write_json(v: &serde_json::Value, out: &mut String) {
         J::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => out.push_str(&i.to_string()),
             (_, Some(u), _) => out.push_str(&u.to_string()),
-            (_, _, Some(f)) => out.push_str(&super::pyvalue::float_repr(f)),
+            (_, _, Some(f)) => out.push_str(&crate::pyfmt::float_repr(f)),
             _ => out.push_str(&n.to_string()),
         },
-        J::String(s) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    '<' | '>' | '&' | '\'' => out.push_str(&format!("\\u{:04x}", c as u32)),
-                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                        let mut buf = [0u16; 2];
-                        for unit in c.encode_utf16(&mut buf) {
-                            out.push_str(&format!("\\u{unit:04x}"));
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
+        J::String(s) => crate::pyfmt::json_string(out, s, true),
         J::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {

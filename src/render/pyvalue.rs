@@ -65,53 +65,7 @@ impl minijinja::value::Object for PyDate {
     }
 }
 
-/// Python `repr(float)`: shortest round-trip digits, positional when -4 <= exp < 16.
-pub fn float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
-    }
-    let sci = format!("{:e}", f.abs());
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if f < 0.0 { "-" } else { "" };
-    if (-4..16).contains(&exp) {
-        let body = if exp >= 0 {
-            let e = exp as usize;
-            let (int, frac) = if digits.len() > e + 1 {
-                (digits[..e + 1].to_owned(), digits[e + 1..].to_owned())
-            } else {
-                (format!("{digits:0<width$}", width = e + 1), String::new())
-            };
-            if frac.is_empty() {
-                format!("{int}.0")
-            } else {
-                format!("{int}.{frac}")
-            }
-        } else {
-            format!("0.{}{}", "0".repeat((-exp - 1) as usize), digits)
-        };
-        format!("{sign}{body}")
-    } else {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits
-        };
-        let es = if exp < 0 { "-" } else { "+" };
-        format!("{sign}{m}e{es}{:02}", exp.abs())
-    }
-}
+pub use crate::pyfmt::float_repr;
 
 /// Python `str(value)`.
 pub fn py_str(v: &Value) -> String {
@@ -361,24 +315,6 @@ pub fn type_name(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floats_print_like_python() {
-        for (f, s) in [
-            (1.0, "1.0"),
-            (2.5, "2.5"),
-            (1e-5, "1e-05"),
-            (1.5e20, "1.5e+20"),
-            (1e16, "1e+16"),
-            (123456.789, "123456.789"),
-            (0.0001, "0.0001"),
-            (-50.0, "-50.0"),
-            (0.1 + 0.2, "0.30000000000000004"),
-            (1e15, "1000000000000000.0"),
-        ] {
-            assert_eq!(float_repr(f), s, "{f}");
-        }
-    }
 
     #[test]
     fn str_of_containers() {
