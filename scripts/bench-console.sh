@@ -14,18 +14,8 @@ PACED_MB=4   # the paced run: 4 MB at 2 MB/s
 PACED_RATE=2
 CLIENTS=20
 PY=${IOCRUN_PYTHON:-python3}
-if [ -z "${IOCRUN_BIN:-}" ]; then
-  cargo build --release -q
-  IOCRUN_BIN=target/release/iocrun
-fi
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 # a paced IOC: RATE MB/s of 99-column lines in 10 ms slices, for MB megabytes (the rate a
 # busy IOC might reach, far above a real one); it reports the elapsed time like the flood

@@ -9,18 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 source "${IOCRUN_TOOLS:-$HOME/.cache/iocrun/tools}/env.sh"
-if [ -z "${IOCRUN_BIN:-}" ]; then
-  cargo build --release -q
-  IOCRUN_BIN=target/release/iocrun
-fi
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 port=$(( 20000 + RANDOM % 20000 ))
 export EPICS_CA_SERVER_PORT=$port EPICS_CA_REPEATER_PORT=$((port + 1))

@@ -197,10 +197,6 @@ fn addr_list_port_overrides_server_port() {
         .args(["caget", "T:LI"])
         .output()
         .expect("iocrun");
-    assert!(
-        ours.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ours.stderr)
-    );
+    util::assert_success(&ours);
     assert!(text(&ours).ends_with(" -42\n"), "{}", text(&ours));
 }

@@ -74,22 +74,14 @@ fn same_runtime_tree_as_ibek() {
         .env("EPICS_ROOT", theirs.root())
         .output()
         .expect("run ibek");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     let got = ours
         .iocrun()
         .arg("place-files")
         .arg(ours.config_dir())
         .output()
         .expect("run iocrun");
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
+    util::assert_success(&got);
     assert_eq!(got.stdout, out.stdout, "both print nothing");
     let (expected, actual) = (
         snapshot(&theirs.runtime_dir()),
@@ -155,11 +147,7 @@ fn deviation_place_files_skips_folders() {
         .arg(env.config_dir())
         .output()
         .expect("run");
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
+    util::assert_success(&got);
     assert!(env.runtime_dir().join("db/y.db").is_file());
     assert!(!env.runtime_dir().join("db/x.db").exists());
 }

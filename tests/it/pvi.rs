@@ -178,11 +178,7 @@ fn deviation_write_button_pv_name() {
         &defs,
         out.path(),
     );
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    util::assert_success(&res);
     let expected = std::fs::read_to_string(expected_path).expect("golden");
     let actual = std::fs::read_to_string(out.path().join("asynMotorAxis.pvi.bob")).expect("bob");
     let (exp, act): (Vec<_>, Vec<_>) = (expected.lines().collect(), actual.lines().collect());
@@ -311,11 +307,7 @@ fn generate_replaces_the_opi_folder_and_no_pvi_skips_it() {
     std::fs::create_dir_all(&opi).expect("opi");
     std::fs::write(opi.join("stale.bob"), "old").expect("stale");
     let out = cmd.output().expect("run generate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     assert!(opi.join("index.bob").is_file() && opi.join("simple.pvi.bob").is_file());
     assert!(
         !opi.join("stale.bob").exists(),
@@ -371,11 +363,7 @@ fn reference_pvi(device: &Path, search: &Path, out: &Path) -> Option<()> {
         .args([device, search, out])
         .output()
         .expect("run pvi 0.14.4");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    util::assert_success(&res);
     Some(())
 }
 
@@ -423,11 +411,7 @@ fn synthetic_devices_match_pvi_0_14_4() {
             return;
         }
         let res = run_pvi(&device, &fixtures, act.path());
-        assert!(
-            res.status.success(),
-            "{}",
-            String::from_utf8_lossy(&res.stderr)
-        );
+        util::assert_success(&res);
         let n = assert_same_files(exp.path(), act.path());
         assert!(n >= 3, "{name}: only {n} files");
     }
@@ -463,11 +447,7 @@ fn generate_matches_ibek_for_many_pvi_entities() {
         .current_dir(reference.root())
         .output()
         .expect("run ibek");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    util::assert_success(&res);
     let res = ours
         .iocrun()
         .arg("generate")
@@ -476,11 +456,7 @@ fn generate_matches_ibek_for_many_pvi_entities() {
         .arg(&support)
         .output()
         .expect("run iocrun");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    util::assert_success(&res);
     assert_same_files(&reference.root().join("opi"), &ours.root().join("opi"));
     // st.cmd names each tree's own $IOC; it is render's business and tested there
     for env in [&reference, &ours] {

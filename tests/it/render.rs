@@ -219,11 +219,7 @@ fn upstream_sample_errors_name_the_problem() {
     }
     // bad_counter succeeds: a later `start` is ignored for an existing counter
     let (_tmp, out) = generate_sample(&samples, "bad_counter", &["utils"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
 }
 
 const SUPPORT: &str = "module: t\nentity_models:\n  - name: Dev\n    description: d\n    parameters:\n      name: {type: id, description: n}\n      v: {type: int, description: v, default: 1}\n    pre_init:\n      - value: dev {{ name }} {{ v }}\n";
@@ -246,11 +242,7 @@ fn failed_generate_leaves_previous_outputs_intact() {
             .expect("run")
     };
     let ok = run();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    util::assert_success(&ok);
     let st = std::fs::read_to_string(env.runtime_dir().join("st.cmd")).expect("st.cmd");
     assert!(st.contains("dev a 1\n"), "{st}");
     env.write("ioc/config/ioc.yaml", "ioc_name: x\ndescription: d\nentities:\n  - {type: t.Dev, name: a}\n  - {type: t.Dev, name: a, v: 2.5}\n");
@@ -330,11 +322,7 @@ fn deviation_env_vars_one_per_line() {
     let Some((tmp, out, probe)) = run_probe("st-env-vars") else {
         return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     let ibek = std::fs::read_to_string(probe.join("expected/st.cmd")).expect("expected");
     // ibek's bytes with each glued `epicsEnvSet` moved to its own line
     let fixed = ibek
@@ -350,11 +338,7 @@ fn deviation_when_last() {
     let Some((tmp, out, _)) = run_probe("err-when-last") else {
         return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     let st = std::fs::read_to_string(tmp.path().join("epics/runtime/st.cmd")).expect("st.cmd");
     assert_eq!(st.matches("last l1\n").count(), 1, "{st}");
     // with two instances only the last one prints it
@@ -372,11 +356,7 @@ fn deviation_when_last() {
         .arg(&defs)
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     let st = std::fs::read_to_string(env.runtime_dir().join("st.cmd")).expect("st.cmd");
     assert!(st.contains("every a\nlast b\nevery b\n"), "{st}");
 }
@@ -386,21 +366,13 @@ fn deviation_int_filter_in_longer_text() {
     let Some((tmp, out, _)) = run_probe("err-env-int-coerce") else {
         return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     let st = std::fs::read_to_string(tmp.path().join("epics/runtime/st.cmd")).expect("st.cmd");
     assert!(st.contains("\nepicsEnvSet E1 1\n"), "{st}");
     let Some((tmp, out, _)) = run_probe("err-db-mixed-int") else {
         return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     let subst = std::fs::read_to_string(tmp.path().join("epics/runtime/ioc.subst")).expect("subst");
     assert!(subst.contains("{ \"1-1\" }"), "{subst}");
 }

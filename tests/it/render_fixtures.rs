@@ -259,11 +259,7 @@ fn demo_renders_with_embedded_definitions() {
         .arg(env.root().join("opi"))
         .output()
         .expect("run iocrun");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     for file in ["st.cmd", "ioc.subst"] {
         let actual = std::fs::read_to_string(env.runtime_dir().join(file)).expect(file);
         assert_text_eq(file, &fx.expected(file).expect("golden"), &actual);
@@ -362,11 +358,7 @@ fn demo_database_loads_into_a_plain_soft_ioc() {
         .arg(env.runtime_dir())
         .output()
         .expect("run iocrun generate");
-    assert!(
-        rendered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
+    util::assert_success(&rendered);
     let db = env.runtime_dir().join("ioc.db");
     let expanded = env
         .iocrun()
@@ -379,11 +371,7 @@ fn demo_database_loads_into_a_plain_soft_ioc() {
         ))
         .output()
         .expect("run iocrun expand");
-    assert!(
-        expanded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&expanded.stderr)
-    );
+    util::assert_success(&expanded);
 
     // iocsh reads these after iocInit; `exit` ends the IOC
     let commands = "dbgf DEMO-TEST:UPTIME\ndbgf DEMO-TEST:TICK:LIMIT\ndbgf DEMO-TEST:TOCK:LIMIT\n\

@@ -36,11 +36,7 @@ fn schema(defs: &[PathBuf], out: &Path) -> String {
         cmd.arg("--definitions").arg(d);
     }
     let res = cmd.arg("-o").arg(out).output().expect("run iocrun schema");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    util::assert_success(&res);
     std::fs::read_to_string(out).expect("schema written")
 }
 
@@ -97,11 +93,7 @@ fn schema_defaults_to_ibek_defs_and_embedded_epics() {
         "module: dev\nentity_models:\n  - name: Box\n    description: a box\n    parameters:\n      size: {type: int, description: edge, default: 3}\n",
     );
     let out = env.iocrun().arg("schema").output().expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     let text = String::from_utf8(out.stdout).expect("utf-8");
     assert!(text.ends_with("}\n"));
     let v = json(&text);
@@ -187,11 +179,7 @@ for path in sys.argv[2:]:
         .args(instances)
         .output()
         .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     Some(
         String::from_utf8_lossy(&out.stdout)
             .lines()

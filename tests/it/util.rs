@@ -132,3 +132,14 @@ pub fn assert_text_eq(what: &str, expected: &str, actual: &str) {
         first + 1
     );
 }
+
+/// Assert a finished command exited 0, showing its stderr when it did not.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
