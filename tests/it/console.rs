@@ -628,7 +628,7 @@ fn iocrun_attach_without_a_server_fails_with_a_clear_error() {
 async fn socat_raw_client_works() {
     if which("socat").is_none() {
         assert!(!crate::util::in_ci(), "CI=true but socat is missing");
-        eprintln!("SKIP: socat not installed");
+        crate::util::skip("socat not installed");
         return;
     }
     let mut srv = Server::start(4096, 1 << 20);

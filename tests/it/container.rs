@@ -22,7 +22,7 @@ fn image() -> Option<&'static str> {
             let epics = epics_bin()?;
             if Command::new("podman").arg("--version").output().is_err() {
                 assert!(!in_ci(), "CI=true but podman is not installed");
-                eprintln!("SKIP: podman not installed");
+                crate::util::skip("podman not installed");
                 return None;
             }
             let name = format!("localhost/iocrun-it:{}", std::process::id());

@@ -34,7 +34,7 @@ pub fn modes() -> Vec<Mode> {
             !util::in_ci(),
             "CI=true but PID-1 mode (root + unshare) is unavailable"
         );
-        eprintln!("SKIP: PID-1 mode needs root and unshare; subreaper mode only");
+        util::skip("PID-1 mode needs root and unshare; subreaper mode only");
     }
     modes
 }

@@ -123,7 +123,7 @@ async fn classic_metrics_pass_promtool() {
     let text = scrape("text/plain; version=0.0.4").await;
     let Ok(_) = Command::new("promtool").arg("--version").output() else {
         assert!(!util::in_ci(), "CI=true but promtool is missing");
-        eprintln!("SKIP: promtool not installed");
+        util::skip("promtool not installed");
         return;
     };
     let mut cmd = Command::new("promtool");

@@ -12,6 +12,25 @@ pub fn in_ci() -> bool {
         .unwrap_or(false)
 }
 
+/// Record that the calling test cannot run here, and why. The test then returns early; it is
+/// counted as skipped, never as passed: the reason goes to stderr and, when `IOCRUN_SKIP_LOG`
+/// names a file, one line `test-name: reason` is appended to it for the suite's closing line.
+pub fn skip(reason: &str) {
+    eprintln!("SKIP: {reason}");
+    if let Some(log) = std::env::var_os("IOCRUN_SKIP_LOG") {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("unnamed test")
+            .to_owned();
+        let line = format!("{name}: {}\n", reason.replace('\n', " "));
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -27,7 +46,7 @@ pub fn shared_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     assert!(!in_ci(), "CI=true but the shared folder {dir:?} is missing");
-    eprintln!("SKIP: shared folder {dir:?} not found");
+    skip(&format!("shared folder {dir:?} not found"));
     None
 }
 
@@ -41,7 +60,9 @@ pub fn tool_var(name: &str) -> Option<PathBuf> {
                 !in_ci(),
                 "CI=true but {name} is not set (run scripts/test.sh)"
             );
-            eprintln!("SKIP: {name} not set; run scripts/test.sh for the full suite");
+            skip(&format!(
+                "{name} not set; run scripts/test.sh for the full suite"
+            ));
             None
         }
     }
