@@ -6,8 +6,43 @@ use minijinja::value::Value;
 
 /// Evaluate a Python literal.
 pub fn literal_eval(text: &str) -> Result<Value, String> {
-    // ast.literal_eval strips leading spaces and tabs only
-    let src = text.trim_start_matches([' ', '\t']);
+    // ast.literal_eval strips leading spaces and tabs only; Python's tokenizer then skips
+    // blank lines, and an indented first line is an IndentationError
+    let (src, line) = skip_blank_lines(text.trim_start_matches([' ', '\t']));
+    if line > 1 {
+        if src.starts_with([' ', '\t']) {
+            return Err(format!("unexpected indent (<unknown>, line {line})"));
+        }
+        if src.is_empty() {
+            return Err(format!("invalid syntax (<unknown>, line {})", line - 1));
+        }
+        return literal_eval_at(src).map_err(|e| e.replacen("line 1", &format!("line {line}"), 1));
+    }
+    literal_eval_at(src)
+}
+
+/// `text` without its leading blank lines (whitespace then a line end), and the number of
+/// the line it starts on.
+fn skip_blank_lines(text: &str) -> (&str, usize) {
+    let mut rest = text;
+    let mut line = 1;
+    loop {
+        let body = rest.trim_start_matches([' ', '\t', '\x0c']);
+        let after = body
+            .strip_prefix("\r\n")
+            .or_else(|| body.strip_prefix('\n'))
+            .or_else(|| body.strip_prefix('\r'));
+        match after {
+            Some(a) => {
+                rest = a;
+                line += 1;
+            }
+            None => return (rest, line),
+        }
+    }
+}
+
+fn literal_eval_at(src: &str) -> Result<Value, String> {
     let mut p = Parser {
         s: src.as_bytes(),
         i: 0,
@@ -391,6 +426,29 @@ mod tests {
         assert_eq!(ok("{'a': 1}"), "{'a': 1}");
         assert_eq!(ok("'x' \"y\""), "xy");
         assert_eq!(ok("  7\n"), "7");
+        // leading blank lines (a `{% set %}` line before the value) are skipped
+        assert_eq!(ok("\n2"), "2");
+        assert_eq!(ok("\n\t\r\n[0, 0]"), "[0, 0]");
+    }
+
+    #[test]
+    fn blank_lines_then_errors_name_the_line() {
+        // Python 3.13's messages for these
+        assert_eq!(
+            literal_eval("\n  1").unwrap_err(),
+            "unexpected indent (<unknown>, line 2)"
+        );
+        assert_eq!(
+            literal_eval("\n\n").unwrap_err(),
+            "invalid syntax (<unknown>, line 2)"
+        );
+        assert_eq!(
+            literal_eval("\n1 2").unwrap_err(),
+            "invalid syntax (<unknown>, line 2)"
+        );
+        assert!(literal_eval("\n1+2")
+            .unwrap_err()
+            .starts_with("malformed node or string on line 2"));
     }
 
     #[test]

@@ -170,6 +170,10 @@ impl<'a> Resolver<'a> {
             self.process_field(entity, name, value, define.kind.as_deref().unwrap_or(""))?;
         }
         for (name, param) in &model.parameters {
+            if name == "type" {
+                // holds the entity's type name, never rendered or validated (spec §1.3)
+                continue;
+            }
             let value = entity.get(name).unwrap_or_default();
             self.process_field(entity, name, value, param.kind.as_str())?;
         }
@@ -235,6 +239,7 @@ impl<'a> Resolver<'a> {
         if let Some(s) = value.as_str() {
             value = self.engine.render(&**entity, s, typ)?;
         }
+        value = fresh_list(value);
         if typ == "object" {
             if let Some(id) = value.as_str() {
                 value = match self.ids.get(id) {
@@ -458,6 +463,23 @@ impl<'a> Resolver<'a> {
     }
 }
 
+/// A list a field gets from rendering (`literal_eval` makes a new Python list) or from the
+/// instance (pydantic copies it) is the entity's own mutable list: later entities may
+/// `.append` to it through an object parameter (spec §1.4). A define's non-string list
+/// is already the model's one shared `PyList` and stays as it is.
+fn fresh_list(value: Value) -> Value {
+    if value.kind() != ValueKind::Seq
+        || value.downcast_object_ref::<PyList>().is_some()
+        || value
+            .downcast_object_ref::<super::objects::PyTuple>()
+            .is_some()
+    {
+        return value;
+    }
+    let items: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
+    Value::from_object(PyList::new(items))
+}
+
 /// Where a top-level entity came from, carried into its expansions' errors.
 #[derive(Clone, Debug)]
 pub struct Origin {
@@ -630,7 +652,7 @@ fn fixup_enums(entity: &Arc<Entity>) {
         return;
     };
     for (name, value) in entity.model_dump() {
-        let Some(param) = model.parameters.get(&name) else {
+        let Some(param) = model.parameters.get(&name).filter(|_| name != "type") else {
             continue;
         };
         if param.kind != ParamKind::Enum {
@@ -680,9 +702,13 @@ entity_models:
 ";
 
     fn resolve(ioc: &str) -> Result<Vec<Arc<Entity>>, RenderError> {
+        resolve_with(SUPPORT, ioc)
+    }
+
+    fn resolve_with(support: &str, ioc: &str) -> Result<Vec<Arc<Entity>>, RenderError> {
         let path = Path::new("s.ibek.support.yaml");
         let mut defs = Definitions::default();
-        defs.add_value(path, SUPPORT, parse_yaml(path, SUPPORT).unwrap())
+        defs.add_value(path, support, parse_yaml(path, support).unwrap())
             .unwrap();
         let engine = Engine::new("ioc");
         let inst = Instance::parse(Path::new("ioc.yaml"), ioc).unwrap();
@@ -711,6 +737,58 @@ entity_models:
         assert_eq!(field(&all[2], "added"), "None");
         // an object field prints as the id
         assert_eq!(field(&all[3], "ctrl"), "c1");
+    }
+
+    #[test]
+    fn a_rendered_list_define_is_each_instances_own() {
+        let support = "module: m
+entity_models:
+  - name: Gauge
+    description: g
+    parameters:
+      name: {type: id, description: n}
+    pre_defines:
+      relays: {type: list, value: '{{ [] | list }}', description: per instance}
+  - name: Relay
+    description: r
+    parameters:
+      gauge: {type: object, description: g}
+    post_defines:
+      n:
+        type: int
+        description: relay number on its gauge
+        value: |-
+          {% set nothing = gauge.relays.append(0) %}
+          {{ gauge.relays | length }}
+";
+        let all = resolve_with(
+            support,
+            "ioc_name: x\ndescription: d\nentities:\n  - {type: m.Gauge, name: G1}\n  - {type: m.Gauge, name: G2}\n  - {type: m.Relay, gauge: G1}\n  - {type: m.Relay, gauge: G1}\n  - {type: m.Relay, gauge: G2}\n",
+        )
+        .unwrap();
+        assert_eq!(field(&all[0], "relays"), "[0, 0]");
+        assert_eq!(field(&all[1], "relays"), "[0]");
+        let numbers: Vec<String> = all[2..].iter().map(|e| field(e, "n")).collect();
+        assert_eq!(numbers, ["1", "2", "1"]);
+    }
+
+    #[test]
+    fn a_parameter_named_type_holds_the_type_name() {
+        let support = "module: t
+entity_models:
+  - name: Attr
+    description: a
+    parameters:
+      type: {type: enum, description: k, values: {EPICS_PV: , PARAM: }, default: EPICS_PV}
+      label: {type: str, description: l, default: '{{ type }}-x'}
+";
+        let all = resolve_with(
+            support,
+            "ioc_name: x\ndescription: d\nentities:\n  - {type: t.Attr}\n",
+        )
+        .unwrap();
+        assert_eq!(field(&all[0], "type"), "t.Attr");
+        assert_eq!(field(&all[0], "label"), "t.Attr-x");
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub fn check_model_args(
         Err(e) => errors.push(e),
     }
     for (name, param) in &model.parameters {
+        if name == "type" {
+            // a parameter named `type` is shadowed by the entity's own type name: it keeps
+            // that value and is never validated (spec §1.3)
+            continue;
+        }
         let value = match args.get(name) {
             Some(v) => v.clone(),
             None => match &param.default {
