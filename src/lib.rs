@@ -7,7 +7,8 @@
 //! (place-files, the hardware wait).
 //! `cmd` is the only module that sequences the others; `cli` holds the raw arguments,
 //! `paths` resolves the environment once, `files` does atomic writes, `timefmt` formats the
-//! UTC stamps of the console stream, `pyfmt` Python's text forms that ibek's outputs use.
+//! UTC stamps of the console stream, `pyfmt` Python's text forms that ibek's outputs use,
+//! `printable` text from a peer made safe to print.
 
 pub mod cli;
 pub mod cmd;
@@ -19,6 +20,7 @@ pub mod files;
 pub mod logging;
 pub mod paths;
 pub mod place;
+pub mod printable;
 pub mod pvi;
 pub mod pyfmt;
 pub mod render;

@@ -129,14 +129,14 @@ async fn check_once(
         // share the time out, so one silent port cannot use all of it
         let left = deadline.saturating_duration_since(Instant::now());
         let slice = (left / (local.len() - i + 1) as u32).max(Duration::from_millis(200));
-        match ca::read(*addr, pv, &cfg.ca.user, Instant::now() + slice).await {
+        match ca::read(*addr, pv, &cfg.ca, Instant::now() + slice).await {
             Ok(r) => return Ok((started.elapsed(), uptime(&r.value.values))),
             Err(e) => last = Some(e),
         }
     }
     if Instant::now() < deadline {
         let server = ca::search(&cfg.ca, pv, deadline).await?;
-        let r = ca::read(server, pv, &cfg.ca.user, deadline).await?;
+        let r = ca::read(server, pv, &cfg.ca, deadline).await?;
         return Ok((started.elapsed(), uptime(&r.value.values)));
     }
     Err(last.unwrap_or(CaError::NotFound { pv: pv.to_owned() }))

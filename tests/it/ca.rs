@@ -200,3 +200,143 @@ fn addr_list_port_overrides_server_port() {
     util::assert_success(&ours);
     assert!(text(&ours).ends_with(" -42\n"), "{}", text(&ours));
 }
+
+/// What the hostile server does when asked to read.
+#[derive(Clone, Copy)]
+enum Hostile {
+    /// Announce a 4 GiB reply in the extended header, then stream zeros.
+    HugeReply,
+    /// Reply `CA_PROTO_ERROR` whose text is `len` bytes of escape sequences and letters.
+    ErrorText(usize),
+}
+
+/// A fake CA server on loopback (one thread) that answers the search and the channel create
+/// like an IOC, then misbehaves as told. Returns the UDP port to search.
+fn hostile_server(how: Hostile) -> u16 {
+    use std::io::{Read, Write};
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let udp_port = udp.local_addr().expect("addr").port();
+    let tcp = TcpListener::bind("127.0.0.1:0").expect("tcp");
+    let tcp_port = tcp.local_addr().expect("addr").port();
+    let header = |cmd: u16, size: u16, dtype: u16, count: u16, p1: u32, p2: u32| {
+        let mut h = Vec::new();
+        for x in [cmd, size, dtype, count] {
+            h.extend_from_slice(&x.to_be_bytes());
+        }
+        h.extend_from_slice(&p1.to_be_bytes());
+        h.extend_from_slice(&p2.to_be_bytes());
+        h
+    };
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            // the search is the second message of the datagram: cid in p2
+            if n >= 32 {
+                let cid = u32::from_be_bytes([buf[28], buf[29], buf[30], buf[31]]);
+                let mut reply = header(6, 8, tcp_port, 0, u32::MAX, cid);
+                reply.extend_from_slice(&[0, 13, 0, 0, 0, 0, 0, 0]);
+                let _ = udp.send_to(&reply, from);
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for stream in tcp.incoming() {
+            let Ok(mut s) = stream else { return };
+            loop {
+                let mut h = [0u8; 16];
+                if s.read_exact(&mut h).is_err() {
+                    break;
+                }
+                let size = u16::from_be_bytes([h[2], h[3]]) as usize;
+                let mut skip = vec![0u8; size];
+                if s.read_exact(&mut skip).is_err() {
+                    break;
+                }
+                let p1 = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+                let p2 = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+                match u16::from_be_bytes([h[0], h[1]]) {
+                    // create: a DOUBLE of one element, server id 7
+                    18 => {
+                        let _ = s.write_all(&header(18, 0, 6, 1, p1, 7));
+                    }
+                    15 => {
+                        let _ = match how {
+                            Hostile::HugeReply => {
+                                let mut m = header(15, 0xFFFF, 20, 0, 1, p2);
+                                m.extend_from_slice(&0xFFFF_FFF8u32.to_be_bytes());
+                                m.extend_from_slice(&1u32.to_be_bytes());
+                                let zeros = vec![0u8; 1 << 16];
+                                s.write_all(&m).and_then(|()| loop {
+                                    s.write_all(&zeros)?;
+                                })
+                            }
+                            Hostile::ErrorText(len) => {
+                                let mut text = b"\x1b[2J\x1b]0;owned\x07".repeat(len / 16);
+                                text.resize(len, b'A');
+                                text.push(0);
+                                text.resize(text.len().div_ceil(8) * 8, 0);
+                                let size = 16 + text.len();
+                                let mut m = if size < 0xFFFF {
+                                    header(11, size as u16, 0, 0, 7, 1)
+                                } else {
+                                    let mut m = header(11, 0xFFFF, 0, 0, 7, 1);
+                                    m.extend_from_slice(&(size as u32).to_be_bytes());
+                                    m.extend_from_slice(&0u32.to_be_bytes());
+                                    m
+                                };
+                                m.extend_from_slice(&h);
+                                m.extend_from_slice(&text);
+                                s.write_all(&m)
+                            }
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
+    });
+    udp_port
+}
+
+/// `iocrun caget -w 2` against the hostile server, its address space capped at 512 MiB.
+fn caget_hostile(how: Hostile) -> Output {
+    let port = hostile_server(how);
+    let mut cmd = util::iocrun();
+    ca_env(&mut cmd, port).args(["caget", "-w", "2", "EVIL:PV"]);
+    util::rlimit(&mut cmd, libc::RLIMIT_AS, 512 << 20)
+        .output()
+        .expect("iocrun caget")
+}
+
+#[test]
+fn caget_refuses_an_announced_4gib_reply() {
+    let out = caget_hostile(Hostile::HugeReply);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // caget exits 1 when the PV cannot be read; under 512 MiB a buffer grown to the
+    // announced size would abort instead
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("EPICS_CA_MAX_ARRAY_BYTES"), "{err}");
+    assert!(err.len() < 1000, "{} bytes of stderr", err.len());
+}
+
+#[test]
+fn caget_bounds_a_servers_error_text() {
+    // 50 MB: refused on its announced size
+    let out = caget_hostile(Hostile::ErrorText(50 << 20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("EPICS_CA_MAX_ARRAY_BYTES"), "{err}");
+    assert!(err.len() < 1000, "{} bytes of stderr", err.len());
+    // 8 KB (within the limit): shown, cut at 512 characters, escape sequences defused
+    let out = caget_hostile(Hostile::ErrorText(8 << 10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the server reported an error for 'EVIL:PV'"),
+        "{err}"
+    );
+    assert!(err.contains("\\u{1b}[2J"), "{err}");
+    assert!(!err.contains('\x1b'), "raw escape on stderr: {err}");
+    assert!(err.len() < 4 * 512, "{} bytes of stderr", err.len());
+}

@@ -164,3 +164,23 @@ pub fn assert_success(out: &std::process::Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Give the command's process a resource limit (soft = hard = `value`) before it runs, e.g.
+/// `libc::RLIMIT_AS` to bound its memory or `libc::RLIMIT_NOFILE` its descriptors.
+pub fn rlimit(cmd: &mut Command, resource: libc::__rlimit_resource_t, value: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(resource, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    }
+}

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{timeout_at, Instant};
 
-use super::proto::{self, cmd, dbr, Message, TimeValue};
+use super::proto::{self, cmd, dbr, Message, TimeValue, DEFAULT_MAX_ARRAY_BYTES};
 use super::CaError;
 
 /// The EPICS default `EPICS_CA_SERVER_PORT`.
@@ -27,6 +27,9 @@ pub struct Config {
     pub user: String,
     /// `EPICS_CA_SERVER_PORT`: where servers are searched for by default.
     pub server_port: u16,
+    /// `EPICS_CA_MAX_ARRAY_BYTES`: the largest array a reply may carry (never below
+    /// [`DEFAULT_MAX_ARRAY_BYTES`], as in libca); a larger announced message fails the read.
+    pub max_array_bytes: usize,
 }
 
 impl Config {
@@ -55,6 +58,10 @@ impl Config {
         Config {
             search_to,
             server_port: port,
+            max_array_bytes: get("EPICS_CA_MAX_ARRAY_BYTES")
+                .and_then(|b| b.trim().parse().ok())
+                .unwrap_or(DEFAULT_MAX_ARRAY_BYTES)
+                .max(DEFAULT_MAX_ARRAY_BYTES),
             user: get("USER")
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| "iocrun".to_owned()),
@@ -110,7 +117,7 @@ pub struct Reading {
 pub async fn get(config: &Config, pv: &str, timeout: Duration) -> Result<Reading, CaError> {
     let deadline = Instant::now() + timeout;
     let server = search(config, pv, deadline).await?;
-    read(server, pv, &config.user, deadline).await
+    read(server, pv, config, deadline).await
 }
 
 /// Broadcast/unicast the search, resending with growing gaps, until a server answers.
@@ -164,7 +171,7 @@ fn reply_server(datagram: &[u8], from: SocketAddr, cid: u32) -> Option<SocketAdd
 pub async fn read(
     server: SocketAddr,
     pv: &str,
-    user: &str,
+    config: &Config,
     deadline: Instant,
 ) -> Result<Reading, CaError> {
     let io = |what: &'static str| move |source| CaError::Io { what, source };
@@ -179,7 +186,7 @@ pub async fn read(
     let host = dns_lookup::get_hostname().unwrap_or_else(|_| "localhost".to_owned());
     let (cid, ioid) = (1, 1);
     let mut hello = proto::version();
-    hello.extend(proto::client_name(user));
+    hello.extend(proto::client_name(&config.user));
     hello.extend(proto::host_name(&host));
     hello.extend(proto::create_chan(pv, cid));
     stream
@@ -190,6 +197,7 @@ pub async fn read(
         stream,
         buf: Vec::new(),
         deadline,
+        max_payload: proto::max_payload(config.max_array_bytes),
     };
     let (native_type, native_count, sid) = loop {
         let msg = conn.next(pv, "create channel").await?;
@@ -250,11 +258,13 @@ fn check_fatal(msg: &Message, pv: &str) -> Result<(), CaError> {
     }
 }
 
-/// The TCP circuit with its receive buffer: yields whole messages.
+/// The TCP circuit with its receive buffer: yields whole messages, each at most
+/// `max_payload` bytes (the buffer never holds more than one such message and a read chunk).
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
     deadline: Instant,
+    max_payload: usize,
 }
 
 impl Conn {
@@ -264,7 +274,7 @@ impl Conn {
             if self.buf.len() >= 2 && u16::from_be_bytes([self.buf[0], self.buf[1]]) > 0xFF {
                 return Err(CaError::Protocol("not a channel access server".into()));
             }
-            if let Some((msg, used)) = proto::decode(&self.buf)? {
+            if let Some((msg, used)) = proto::decode(&self.buf, self.max_payload)? {
                 self.buf.drain(..used);
                 return Ok(msg);
             }
@@ -315,6 +325,15 @@ mod tests {
     }
 
     #[test]
+    fn max_array_bytes_has_libcas_floor() {
+        let big = config(&[("EPICS_CA_MAX_ARRAY_BYTES", "1000000")]);
+        assert_eq!(big.max_array_bytes, 1_000_000);
+        let small = config(&[("EPICS_CA_MAX_ARRAY_BYTES", "100")]);
+        assert_eq!(small.max_array_bytes, DEFAULT_MAX_ARRAY_BYTES);
+        assert_eq!(config(&[]).max_array_bytes, DEFAULT_MAX_ARRAY_BYTES);
+    }
+
+    #[test]
     fn auto_list_is_on_unless_no() {
         let off = config(&[("EPICS_CA_AUTO_ADDR_LIST", "no")]);
         assert!(off.search_to.is_empty());
@@ -335,7 +354,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(30)).await;
         });
         let deadline = Instant::now() + Duration::from_secs(20);
-        let err = read(addr, "X", "me", deadline).await.unwrap_err();
+        let err = read(addr, "X", &config(&[]), deadline).await.unwrap_err();
         assert!(matches!(err, CaError::Protocol(_)), "{err:?}");
     }
 

@@ -10,7 +10,7 @@ mod proto;
 
 pub use client::{get, read, search, Config, Reading, DEFAULT_SERVER_PORT};
 pub use format::caget_line;
-pub use proto::{TimeValue, Values};
+pub use proto::{TimeValue, Values, DEFAULT_MAX_ARRAY_BYTES};
 
 /// A Channel Access read that failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,12 @@ pub enum CaError {
         #[source]
         source: std::io::Error,
     },
+    /// A message longer than `EPICS_CA_MAX_ARRAY_BYTES` allows (libca drops the circuit too).
+    #[error(
+        "the server announced a {size}-byte message, more than the {limit} bytes \
+         EPICS_CA_MAX_ARRAY_BYTES allows"
+    )]
+    TooLarge { size: u32, limit: usize },
     #[error("channel access protocol error: {0}")]
     Protocol(String),
 }

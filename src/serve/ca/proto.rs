@@ -120,9 +120,21 @@ pub fn clear_channel(sid: u32, cid: u32) -> Vec<u8> {
     encode(cmd::CLEAR_CHANNEL, 0, 0, sid, cid, &[])
 }
 
+/// `EPICS_CA_MAX_ARRAY_BYTES` when unset, and its floor: libca never uses a smaller buffer.
+pub const DEFAULT_MAX_ARRAY_BYTES: usize = 16384;
+
+/// The largest payload accepted when arrays may hold `max_array_bytes`: the array plus the
+/// `dbr_time_*` header in front of it (libca's large buffer adds the same margin).
+pub fn max_payload(max_array_bytes: usize) -> usize {
+    max_array_bytes.max(DEFAULT_MAX_ARRAY_BYTES) + 24
+}
+
 /// Decode the first message in `buf`: `Ok(None)` when more bytes are needed, otherwise the
 /// message and how many bytes it used. Streams coalesce messages, so call this in a loop.
-pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, CaError> {
+///
+/// A header announcing a payload above `max_payload` bytes is an error as soon as the header
+/// is in: nothing is buffered or allocated on a peer's word.
+pub fn decode(buf: &[u8], max_payload: usize) -> Result<Option<(Message, usize)>, CaError> {
     if buf.len() < 16 {
         return Ok(None);
     }
@@ -134,6 +146,12 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, CaError> {
             return Ok(None);
         }
         (size, count, header) = (u32_at(16), u32_at(20), 24);
+    }
+    if size as usize > max_payload {
+        return Err(CaError::TooLarge {
+            size,
+            limit: max_payload,
+        });
     }
     let total = header + size as usize;
     if buf.len() < total {
@@ -154,7 +172,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, CaError> {
 pub fn decode_all(mut buf: &[u8]) -> Result<Vec<Message>, CaError> {
     let mut out = Vec::new();
     while !buf.is_empty() {
-        let Some((msg, used)) = decode(buf)? else {
+        let Some((msg, used)) = decode(buf, buf.len())? else {
             return Err(CaError::Protocol("truncated datagram".into()));
         };
         out.push(msg);
@@ -163,13 +181,17 @@ pub fn decode_all(mut buf: &[u8]) -> Result<Vec<Message>, CaError> {
     Ok(out)
 }
 
-/// The text of a NUL-terminated, padded string payload.
+/// The most characters of a server's text (an error message) shown.
+pub const MAX_TEXT_SHOWN: usize = 512;
+
+/// The text of a NUL-terminated, padded string payload, printable and at most
+/// [`MAX_TEXT_SHOWN`] characters.
 pub fn payload_text(payload: &[u8]) -> String {
     let end = payload
         .iter()
         .position(|&b| b == 0)
         .unwrap_or(payload.len());
-    String::from_utf8_lossy(&payload[..end]).into_owned()
+    crate::printable::printable(&payload[..end], MAX_TEXT_SHOWN)
 }
 
 /// The plain DBR types (`DBF_*` use the same numbers); `DBR_TIME_x` is `x + 14`.
@@ -331,8 +353,8 @@ mod tests {
     fn decode_waits_for_whole_messages_and_splits_coalesced_ones() {
         let mut stream = version();
         stream.extend(client_name("me"));
-        assert_eq!(decode(&stream[..10]).unwrap(), None);
-        assert_eq!(decode(&stream[..20]).unwrap().unwrap().1, 16);
+        assert_eq!(decode(&stream[..10], 64).unwrap(), None);
+        assert_eq!(decode(&stream[..20], 64).unwrap().unwrap().1, 16);
         let all = decode_all(&stream).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].command, cmd::CLIENT_NAME);
@@ -345,8 +367,38 @@ mod tests {
         msg.extend_from_slice(&8u32.to_be_bytes());
         msg.extend_from_slice(&70000u32.to_be_bytes());
         msg.extend_from_slice(&[1; 8]);
-        let (m, used) = decode(&msg).unwrap().unwrap();
+        let (m, used) = decode(&msg, 8).unwrap().unwrap();
         assert_eq!((m.count, m.payload.len(), used), (70000, 8, 32));
+    }
+
+    #[test]
+    fn an_announced_size_above_the_limit_fails_before_the_payload() {
+        // 4 GiB announced in the extended header, nothing after it
+        let mut msg = vec![0, 15, 0xFF, 0xFF, 0, 20, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9];
+        msg.extend_from_slice(&u32::MAX.to_be_bytes());
+        msg.extend_from_slice(&1u32.to_be_bytes());
+        let err = decode(&msg, max_payload(DEFAULT_MAX_ARRAY_BYTES)).unwrap_err();
+        assert!(
+            matches!(err, CaError::TooLarge { size: u32::MAX, .. }),
+            "{err:?}"
+        );
+        let small = encode(cmd::ERROR, 0, 0, 0, 0, &[b'x'; 64]);
+        assert!(matches!(
+            decode(&small, 56),
+            Err(CaError::TooLarge {
+                size: 64,
+                limit: 56
+            })
+        ));
+    }
+
+    #[test]
+    fn payload_text_is_bounded_and_printable() {
+        let mut p = vec![b'\x1b'; 2];
+        p.extend(vec![b'a'; 5000]);
+        let t = payload_text(&p);
+        assert!(t.starts_with("\\u{1b}\\u{1b}aa"), "{t}");
+        assert_eq!(t.chars().count(), MAX_TEXT_SHOWN + 1);
     }
 
     fn time_header(pad: usize) -> Vec<u8> {
