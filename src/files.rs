@@ -35,6 +35,89 @@ pub enum FilesError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "socket '{path}' is in use by a running process (another iocrun?); stop it, or choose \
+         another path with {env}"
+    )]
+    SocketInUse { path: PathBuf, env: &'static str },
+    #[error(
+        "'{path}' is {what}, not a socket; refusing to replace it (remove it, or choose another \
+         path with {env})"
+    )]
+    NotASocket {
+        path: PathBuf,
+        what: &'static str,
+        env: &'static str,
+    },
+    #[error("cannot tell whether socket '{path}' is in use")]
+    SocketCheck {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a unix socket path holds before a server binds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketSlot {
+    /// Nothing is there.
+    Free,
+    /// A socket nobody answers on, left by a process that died.
+    Stale,
+}
+
+/// Look at the path a server is about to bind, changing nothing: free, a stale socket, or an
+/// error for a socket that answers and for anything that is not a socket (a regular file, a
+/// symbolic link even to a socket, a folder, a FIFO). `env` names the variable that moves it.
+pub fn check_socket_path(path: &Path, env: &'static str) -> Result<SocketSlot, FilesError> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        // missing, or not even inspectable: bind will say what is wrong
+        return Ok(SocketSlot::Free);
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_socket() {
+        None
+    } else if kind.is_symlink() {
+        Some("a symbolic link")
+    } else if kind.is_dir() {
+        Some("a folder")
+    } else if kind.is_file() {
+        Some("a regular file")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else {
+        Some("a device file")
+    };
+    if let Some(what) = what {
+        return Err(FilesError::NotASocket {
+            path: path.to_owned(),
+            what,
+            env,
+        });
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(FilesError::SocketInUse {
+            path: path.to_owned(),
+            env,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(SocketSlot::Stale),
+        Err(source) => Err(FilesError::SocketCheck {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// [`check_socket_path`], then remove a stale socket so the path can be bound.
+pub fn clear_socket_path(path: &Path, env: &'static str) -> Result<(), FilesError> {
+    if check_socket_path(path, env)? == SocketSlot::Stale {
+        fs::remove_file(path).map_err(|source| FilesError::SocketCheck {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Read a whole file as UTF-8 text, naming the path on failure.

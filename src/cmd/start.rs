@@ -51,6 +51,7 @@ pub enum StartError {
 /// Run the start sequence and supervise; returns the IOC's exit code (or 128+signal, or 75
 /// after a crash loop, or the failed step's code after the pause).
 pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
+    step0_one_supervisor(&args)?;
     step1_signals();
     let paths = Paths::from_env();
     let (health, health_rx) = watch::channel(Health {
@@ -171,6 +172,24 @@ fn prepare(
     health.send_modify(|h| h.phase = Phase::WaitingHardware);
     timed(health, "do_wait", || step8_wait(args, paths, health, hub))?;
     Ok(ioc_command(paths))
+}
+
+/// Step 0, before any file is touched: refuse to start beside a live supervisor (its control
+/// or console socket answers), or on a socket path held by something that is not a socket.
+/// A stale socket is left for the server that binds it to replace.
+fn step0_one_supervisor(args: &StartArgs) -> Result<(), Error> {
+    let console = args.console.server_config();
+    let sockets = [
+        (args.serve.control_socket(), serve::SOCKET_ENV),
+        (console.socket, console::SOCKET_ENV),
+        (console.ro_socket, console::RO_SOCKET_ENV),
+    ];
+    for (path, env) in sockets {
+        if let Some(path) = path {
+            files::check_socket_path(&path, env)?;
+        }
+    }
+    Ok(())
 }
 
 /// Step 1: a clean signal mask before any thread exists, and the reaper role when not PID 1.
@@ -325,13 +344,16 @@ fn config(args: &StartArgs) -> Config {
         },
         grace: args.grace,
         stop_input: args.stop_input.clone().into_bytes(),
+        hangup_stops: supervise::interactive(),
     }
 }
 
-/// Every signal goes to the supervisor; stop signals also end the start steps early.
+/// Every signal goes to the supervisor; stop signals (and a hang-up of the terminal iocrun runs
+/// in) also end the start steps early.
 fn install_signals(handle: Handle, stop: watch::Sender<Option<i32>>) -> Result<(), Error> {
+    let hangup_stops = supervise::interactive();
     supervise::install_signals(move |sig| {
-        if matches!(sig, libc::SIGTERM | libc::SIGINT) {
+        if matches!(sig, libc::SIGTERM | libc::SIGINT) || (sig == libc::SIGHUP && hangup_stops) {
             stop.send_replace(Some(sig));
         }
         handle.signal(sig);
@@ -348,11 +370,19 @@ async fn serve_console(
     done: impl std::future::Future<Output = ()>,
 ) {
     let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<ConsoleInput>(64);
+    // asked now: a terminal that hung up is no longer a terminal
+    let interactive = supervise::interactive();
     tokio::spawn(async move {
         while let Some(input) = input_rx.recv().await {
             handle.send(match input {
                 ConsoleInput::Bytes(bytes) => Control::Input(bytes),
                 ConsoleInput::Resize { rows, cols } => Control::Resize { rows, cols },
+                // the terminal went away without a SIGHUP: behave as if one came
+                ConsoleInput::HangUp if interactive => {
+                    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGHUP);
+                    continue;
+                }
+                ConsoleInput::HangUp => continue,
             });
         }
     });

@@ -11,13 +11,17 @@ use super::server::ServerConfig;
 
 /// Where the console socket is when nobody says otherwise.
 pub const DEFAULT_SOCKET: &str = "/tmp/iocrun-console.sock";
+/// The variable that moves the console socket.
+pub const SOCKET_ENV: &str = "IOCRUN_CONSOLE_SOCKET";
+/// The variable that sets the read-only console socket.
+pub const RO_SOCKET_ENV: &str = "IOCRUN_CONSOLE_RO_SOCKET";
 
 /// Console settings of `iocrun start`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConsoleArgs {
     /// Unix socket for console clients (`iocrun attach`, `socat UNIX-CONNECT:PATH -,raw,echo=0`);
     /// `none` serves no socket.
-    #[arg(long, env = "IOCRUN_CONSOLE_SOCKET", value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    #[arg(long, env = SOCKET_ENV, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub console_socket: PathBuf,
 
     /// Permission bits (octal) of the console socket; connecting needs write permission.
@@ -25,7 +29,7 @@ pub struct ConsoleArgs {
     pub console_socket_mode: u32,
 
     /// A second socket whose clients see the console but cannot type into it.
-    #[arg(long, env = "IOCRUN_CONSOLE_RO_SOCKET", value_name = "PATH")]
+    #[arg(long, env = RO_SOCKET_ENV, value_name = "PATH")]
     pub console_ro_socket: Option<PathBuf>,
 
     /// Permission bits (octal) of the read-only socket.
@@ -66,6 +70,18 @@ pub struct ConsoleArgs {
         default_value = ""
     )]
     pub console_ignore: KeySeq,
+
+    /// Hold back Ctrl-C and Ctrl-D typed by any console client or on iocrun's stdin (either
+    /// would stop the IOC) and tell the typist how to leave; `off` passes them to the IOC.
+    #[arg(
+        long,
+        env = "IOCRUN_CONSOLE_GUARD",
+        value_name = "on|off",
+        default_value = "on",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set
+    )]
+    pub console_guard: bool,
 
     /// Hold back a typed `exit` (which stops softIoc) until it is typed again within 10 s.
     #[arg(long, env = "IOCRUN_CONSOLE_CONFIRM_EXIT")]
@@ -115,6 +131,7 @@ impl ConsoleArgs {
             ignore: self.console_ignore.0.clone(),
             stdin: self.console_stdin == StdinMode::Auto,
             confirm_exit: self.console_confirm_exit,
+            guard: self.console_guard,
         }
     }
 }
@@ -225,7 +242,16 @@ mod tests {
         );
         assert_eq!(s.socket_mode, 0o660);
         assert_eq!(s.ignore, vec![4, 3]);
+        assert!(s.guard, "the Ctrl-C/Ctrl-D guard is on by default");
         assert_eq!(t.console.hub_config().history_bytes, 1024);
+    }
+
+    #[test]
+    fn the_guard_turns_off() {
+        for off in ["off", "0", "false", "no"] {
+            let t = T::parse_from(["t", "--console-guard", off]);
+            assert!(!t.console.server_config().guard, "{off}");
+        }
     }
 
     #[test]

@@ -1,7 +1,14 @@
-//! The `exit` guard: typing `exit` at iocsh stops softIoc, which a restart policy then turns into
-//! a restart (deploy-k8s.md §3.2 calls Ctrl-C, Ctrl-D and `exit` a foot-gun; spec
-//! supervise-console.md §12.8 asks for `exit` to be confirmed or blocked).
+//! The console's guards against keys that end the IOC by accident (deploy-k8s.md §3.2 calls
+//! Ctrl-C, Ctrl-D and `exit` a foot-gun; spec supervise-console.md §12.8).
 //!
+//! [`StopKeyGuard`] (on by default): Ctrl-C reaches the PTY's line discipline as SIGINT to the
+//! IOC's group and Ctrl-D at an empty iocsh prompt is EOF, so either ends softIoc and the
+//! restart policy starts it again. Both bytes are dropped wherever they appear in a client's
+//! input, and the client is told, at most once per [`HINT_EVERY`], how to leave and how to turn
+//! the guard off. There is deliberately no "press twice to send": a user who wants to leave
+//! presses Ctrl-C again and again, and the second press would kill the IOC.
+//!
+//! [`ExitGuard`] (`--console-confirm-exit`, off by default):
 //! With `--console-confirm-exit`, each client's typed line is followed; when a line that reads
 //! exactly `exit` is entered, the Enter is held back and replaced by Ctrl-U (kill line, in the
 //! PTY's canonical mode and in readline alike), and the user is told to type it again. A second
@@ -15,6 +22,33 @@ pub(crate) const CONFIRM_WINDOW: Duration = Duration::from_secs(10);
 const KILL_LINE: u8 = 0x15;
 /// Longer lines are not `exit`; stop collecting.
 const MAX_LINE: usize = 16;
+
+/// Ctrl-C and Ctrl-D, the bytes [`StopKeyGuard`] holds back.
+pub(crate) const STOP_KEYS: [u8; 2] = [0x03, 0x04];
+/// A client that keeps pressing a stop key is reminded at most this often.
+pub(crate) const HINT_EVERY: Duration = Duration::from_secs(10);
+
+/// One client's stop-key guard: remembers when it last hinted.
+#[derive(Debug, Default)]
+pub(crate) struct StopKeyGuard {
+    last_hint: Option<Instant>,
+}
+
+impl StopKeyGuard {
+    /// Remove Ctrl-C and Ctrl-D from `bytes`. Returns the first key removed when a hint is
+    /// due (none was given in the last [`HINT_EVERY`]).
+    pub(crate) fn filter(&mut self, bytes: &mut Vec<u8>, now: Instant) -> Option<u8> {
+        let first = bytes.iter().copied().find(|b| STOP_KEYS.contains(b))?;
+        bytes.retain(|b| !STOP_KEYS.contains(b));
+        let due = self
+            .last_hint
+            .is_none_or(|t| now.saturating_duration_since(t) >= HINT_EVERY);
+        due.then(|| {
+            self.last_hint = Some(now);
+            first
+        })
+    }
+}
 
 /// One client's view of the line being typed.
 #[derive(Debug, Default)]
@@ -76,6 +110,31 @@ impl ExitGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_keys_are_dropped_and_hinted_once_per_period() {
+        let mut g = StopKeyGuard::default();
+        let t = Instant::now();
+        let mut b = b"ab\x03c\x04\r".to_vec();
+        assert_eq!(g.filter(&mut b, t), Some(0x03));
+        assert_eq!(b, b"abc\r");
+        let mut b = b"\x04\x04".to_vec();
+        assert_eq!(
+            g.filter(&mut b, t + HINT_EVERY / 2),
+            None,
+            "no second hint yet"
+        );
+        assert!(b.is_empty());
+        let mut b = b"\x04".to_vec();
+        assert_eq!(g.filter(&mut b, t + HINT_EVERY), Some(0x04));
+        let mut b = b"dbl\r".to_vec();
+        assert_eq!(
+            g.filter(&mut b, t + HINT_EVERY * 3),
+            None,
+            "nothing to hold back"
+        );
+        assert_eq!(b, b"dbl\r");
+    }
 
     #[test]
     fn first_exit_is_held_and_the_line_killed() {

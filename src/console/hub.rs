@@ -190,6 +190,20 @@ impl Hub {
         self.announce_drops(dropped);
     }
 
+    /// Send one `@@@` line to client `id` only: not to stdout, the log or the scrollback.
+    pub(crate) fn tell(&self, id: u64, text: &str) {
+        let mut st = self.lock();
+        let Some(c) = st.clients.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
+        // the client may be mid-line: always start a fresh one
+        let line: Chunk = Arc::from(notice_line(false, SystemTime::now(), text).as_bytes());
+        // a private line may overshoot the client's buffer by its own length; the next
+        // published chunk enforces the limit
+        c.shared.pending.fetch_add(line.len(), Ordering::AcqRel);
+        let _ = c.tx.send(line);
+    }
+
     /// Reopen the console log file before its next write (for SIGHUP after logrotate's `mv`).
     pub fn reopen_log(&self) {
         if let Some(flag) = &self.inner.log_reopen {

@@ -39,7 +39,7 @@ mod term;
 
 use std::path::PathBuf;
 
-pub use args::{AttachArgs, ConsoleArgs, StdinMode, DEFAULT_SOCKET};
+pub use args::{AttachArgs, ConsoleArgs, StdinMode, DEFAULT_SOCKET, RO_SOCKET_ENV, SOCKET_ENV};
 pub use attach::{attach, AttachEnd, AttachOptions};
 pub use hub::{Hub, HubConfig, HubStats};
 pub use keys::{KeyError, KeySeq};
@@ -53,6 +53,9 @@ pub enum ConsoleInput {
     Bytes(Vec<u8>),
     /// A client's terminal size; the PTY should take it (last writer wins).
     Resize { rows: u16, cols: u16 },
+    /// iocrun's own stdin is a terminal and it hung up (EOF or an error in raw mode, where a
+    /// typed Ctrl-D is a byte, not an end of file).
+    HangUp,
 }
 
 /// What can go wrong in the console.
@@ -64,10 +67,8 @@ pub enum ConsoleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("console socket {path:?} is in use by a running process")]
-    SocketInUse { path: PathBuf },
-    #[error("{path:?} exists and is not a socket; refusing to replace it")]
-    NotASocket { path: PathBuf },
+    #[error(transparent)]
+    SocketPath(#[from] crate::files::FilesError),
     #[error("cannot connect to console socket {path:?}")]
     Connect {
         path: PathBuf,

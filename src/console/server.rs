@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,7 +22,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::guard::{ExitGuard, CONFIRM_WINDOW};
+use super::args::{RO_SOCKET_ENV, SOCKET_ENV};
+use super::guard::{ExitGuard, StopKeyGuard, CONFIRM_WINDOW};
 use super::hub::{Attached, Hub};
 use super::proto::{Decoder, Event};
 use super::term::{RawMode, StdinReader};
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub stdin: bool,
     /// Hold back a typed `exit` until it is typed again (see `guard`).
     pub confirm_exit: bool,
+    /// Hold back Ctrl-C and Ctrl-D, with a hint on how to leave (see `guard`).
+    pub guard: bool,
 }
 
 /// Serve console clients until `shutdown` completes, then hang up on every client, remove the
@@ -68,10 +71,10 @@ where
     let rw = cfg
         .socket
         .as_deref()
-        .map(|p| bind(p, cfg.socket_mode))
+        .map(|p| bind(p, cfg.socket_mode, SOCKET_ENV))
         .transpose()?;
     let ro = match cfg.ro_socket.as_deref() {
-        Some(p) => Some(bind(p, cfg.ro_socket_mode)),
+        Some(p) => Some(bind(p, cfg.ro_socket_mode, RO_SOCKET_ENV)),
         None => None,
     };
     let ro = match ro.transpose() {
@@ -82,15 +85,19 @@ where
         }
     };
     let ignore: Arc<[u8]> = Arc::from(cfg.ignore.as_slice());
+    let policy = InputPolicy {
+        ignore,
+        confirm_exit: cfg.confirm_exit,
+        guard: cfg.guard,
+    };
     let stdin = match cfg.stdin {
-        true => StdinClient::start(&hub, &input_tx, &ignore, cfg.confirm_exit)?,
+        true => StdinClient::start(&hub, &input_tx, &policy)?,
         false => None,
     };
     let ctx = ClientCtx {
         hub: hub.clone(),
         input_tx,
-        ignore,
-        confirm_exit: cfg.confirm_exit,
+        policy,
     };
     accept_loop(&ctx, rw.as_ref(), ro.as_ref(), shutdown).await;
     drop(stdin);
@@ -104,8 +111,15 @@ where
 struct ClientCtx {
     hub: Hub,
     input_tx: mpsc::Sender<ConsoleInput>,
+    policy: InputPolicy,
+}
+
+/// What every client's input goes through (each client gets its own [`InputFilter`]).
+#[derive(Clone)]
+struct InputPolicy {
     ignore: Arc<[u8]>,
     confirm_exit: bool,
+    guard: bool,
 }
 
 async fn accept_loop<F: Future<Output = ()>>(
@@ -232,7 +246,7 @@ async fn read_input(
     mut read_only: bool,
 ) -> Result<(), String> {
     let mut dec = Decoder::default();
-    let mut filter = InputFilter::new(&ctx.ignore, ctx.confirm_exit);
+    let mut filter = InputFilter::new(&ctx.policy, Typist::Client(id));
     let mut buf = vec![0u8; 4096];
     let mut events = Vec::new();
     loop {
@@ -282,27 +296,55 @@ async fn forward(ctx: &ClientCtx, bytes: Vec<u8>) {
     let _ = ctx.input_tx.send(ConsoleInput::Bytes(bytes)).await;
 }
 
-/// One client's input policy: ignored keys (procServ `-i`), then the `exit` guard.
+/// Who typed: a socket client (told privately) or iocrun's own stdin (whose screen is
+/// iocrun's stdout, so it is told on the console stream).
+#[derive(Debug, Clone, Copy)]
+enum Typist {
+    Client(u64),
+    Stdin,
+}
+
+/// One client's input policy: ignored keys (procServ `-i`), the Ctrl-C/Ctrl-D guard, then the
+/// `exit` guard.
 struct InputFilter {
     ignore: Arc<[u8]>,
+    who: Typist,
+    stop_keys: Option<StopKeyGuard>,
     guard: Option<ExitGuard>,
 }
 
 impl InputFilter {
-    fn new(ignore: &Arc<[u8]>, confirm_exit: bool) -> InputFilter {
+    fn new(policy: &InputPolicy, who: Typist) -> InputFilter {
         InputFilter {
-            ignore: ignore.clone(),
-            guard: confirm_exit.then(ExitGuard::default),
+            ignore: policy.ignore.clone(),
+            who,
+            stop_keys: policy.guard.then(StopKeyGuard::default),
+            guard: policy.confirm_exit.then(ExitGuard::default),
         }
     }
 
-    /// What of `bytes` may reach the IOC; announces a held-back `exit` on the console.
+    /// What of `bytes` may reach the IOC; tells the typist about a held-back Ctrl-C or
+    /// Ctrl-D, and announces a held-back `exit` on the console.
     fn apply(&mut self, hub: &Hub, mut bytes: Vec<u8>) -> Vec<u8> {
         bytes.retain(|b| !self.ignore.contains(b));
+        let now = std::time::Instant::now();
+        if let Some(key) = self
+            .stop_keys
+            .as_mut()
+            .and_then(|g| g.filter(&mut bytes, now))
+        {
+            match self.who {
+                Typist::Client(id) => hub.tell(id, &stop_key_hint(key, "Ctrl-] (iocrun attach)")),
+                Typist::Stdin => hub.notice(&stop_key_hint(
+                    key,
+                    "Ctrl-P Ctrl-Q (kubectl attach, podman attach)",
+                )),
+            }
+        }
         let Some(guard) = self.guard.as_mut() else {
             return bytes;
         };
-        let (kept, held) = guard.filter(&bytes, std::time::Instant::now());
+        let (kept, held) = guard.filter(&bytes, now);
         if held {
             let secs = CONFIRM_WINDOW.as_secs();
             hub.notice(&format!(
@@ -311,6 +353,15 @@ impl InputFilter {
         }
         kept
     }
+}
+
+/// The one line a client gets when its Ctrl-C or Ctrl-D was held back.
+fn stop_key_hint(key: u8, leave: &str) -> String {
+    let name = if key == 0x03 { "Ctrl-C" } else { "Ctrl-D" };
+    format!(
+        "{name} not sent: it would stop the IOC. Leave with {leave}; \
+         to send Ctrl-C/Ctrl-D, run iocrun with --console-guard off (IOCRUN_CONSOLE_GUARD=off)"
+    )
 }
 
 /// iocrun's own stdin as a console client: input only. Its window size is the supervisor's
@@ -326,14 +377,19 @@ impl StdinClient {
     fn start(
         hub: &Hub,
         input_tx: &mpsc::Sender<ConsoleInput>,
-        ignore: &Arc<[u8]>,
-        confirm_exit: bool,
+        policy: &InputPolicy,
     ) -> Result<Option<StdinClient>, ConsoleError> {
         let raw = RawMode::enter().map_err(|source| ConsoleError::RawMode { source })?;
         let (tx, hub) = (input_tx.clone(), hub.clone());
-        let mut filter = InputFilter::new(ignore, confirm_exit);
+        let mut filter = InputFilter::new(policy, Typist::Stdin);
+        let terminal = raw.is_some();
         let reader = StdinReader::spawn(move |input| {
-            let Some(bytes) = input else { return false };
+            let Some(bytes) = input else {
+                if terminal {
+                    let _ = tx.blocking_send(ConsoleInput::HangUp);
+                }
+                return false;
+            };
             let bytes = filter.apply(&hub, bytes.to_vec());
             if bytes.is_empty() {
                 return true;
@@ -353,14 +409,15 @@ impl StdinClient {
 ///
 /// bind, chmod, then listen: until `listen` no client can connect, so the mode is right
 /// before anyone can use the socket, whatever the umask.
-fn bind(path: &Path, mode: u32) -> Result<UnixListener, ConsoleError> {
+fn bind(path: &Path, mode: u32, env: &'static str) -> Result<UnixListener, ConsoleError> {
     use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
     let err = |source| ConsoleError::Bind {
         path: path.to_owned(),
         source,
     };
     let nix_err = |e: nix::Error| err(std::io::Error::from(e));
-    check_stale(path)?;
+    // a live socket or a non-socket is refused; a stale socket left by a crash goes
+    crate::files::clear_socket_path(path, env)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
@@ -381,27 +438,6 @@ fn bind(path: &Path, mode: u32) -> Result<UnixListener, ConsoleError> {
     }
     tracing::debug!("console listening on {path:?} (mode {mode:o})");
     UnixListener::from_std(std::os::unix::net::UnixListener::from(fd)).map_err(err)
-}
-
-/// Refuse a live socket or a non-socket at `path`; remove a stale socket left by a crash.
-fn check_stale(path: &Path) -> Result<(), ConsoleError> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if !meta.file_type().is_socket() {
-        return Err(ConsoleError::NotASocket {
-            path: path.to_owned(),
-        });
-    }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(ConsoleError::SocketInUse {
-            path: path.to_owned(),
-        });
-    }
-    std::fs::remove_file(path).map_err(|source| ConsoleError::Bind {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 fn remove_socket(path: Option<&Path>) {

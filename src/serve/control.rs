@@ -25,22 +25,18 @@ pub const DEFAULT_SOCKET: &str = "/tmp/iocrun-control.sock";
 /// A client gets this long to send its word.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Bind the socket: a stale file from an earlier run is replaced, a live one is an error.
+/// The variable that moves the control socket.
+pub const SOCKET_ENV: &str = "IOCRUN_CONTROL_SOCKET";
+
+/// Bind the socket: a stale socket from an earlier run is replaced; a live one, or anything
+/// that is not a socket (a regular file, a symbolic link), is an error and left alone.
 pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
     let wrap = |source| ServeError::Bind {
         what: "control socket",
         at: path.display().to_string(),
         source,
     };
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(wrap(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "another supervisor is answering on it",
-            )));
-        }
-        std::fs::remove_file(path).map_err(wrap)?;
-    }
+    crate::files::clear_socket_path(path, SOCKET_ENV)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(wrap)?;
     }
@@ -199,6 +195,32 @@ mod tests {
         assert_eq!(reply, "error unknown probe 'bogus'\n");
         assert!(bind(&path).is_err(), "a live socket is not taken over");
         server.abort();
+    }
+
+    #[test]
+    fn only_a_stale_socket_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let file = dir.path().join("file.sock");
+        std::fs::write(&file, "keep me").unwrap();
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        for (path, what) in [(&file, "a regular file"), (&link, "a symbolic link")] {
+            let err = crate::error::chain(&bind(path).unwrap_err());
+            assert!(err.contains(what) && err.contains(SOCKET_ENV), "{err}");
+        }
+        assert_eq!(std::fs::read_to_string(&link).unwrap(), "keep me");
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        assert!(
+            bind(&stale).is_ok(),
+            "a socket nobody answers on is replaced"
+        );
     }
 
     #[test]

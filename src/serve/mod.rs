@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use check::{listening_addrs, CheckConfig};
-pub use control::{probe, ProbeError, DEFAULT_SOCKET};
+pub use control::{probe, ProbeError, DEFAULT_SOCKET, SOCKET_ENV};
 pub use health::{
     verdict, CaReport, CaStatus, Health, LastExit, Phase, ProbeKind, StepTiming, Verdict,
 };
@@ -51,6 +51,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    SocketPath(#[from] crate::files::FilesError),
 }
 
 /// The serve flags of `iocrun start`, each with its `IOCRUN_` twin (flattened in by
@@ -61,7 +63,7 @@ pub struct ServeArgs {
     #[arg(long = "http", env = "IOCRUN_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
     /// Unix socket `iocrun probe` asks; `none` serves no socket.
-    #[arg(long, env = "IOCRUN_CONTROL_SOCKET", value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    #[arg(long, env = SOCKET_ENV, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub control_socket: PathBuf,
     /// PV read to decide readiness and liveness [default: $K8S_IOC_PV, else
     /// ${IOC_PREFIX^^}:UPTIME]; `none` turns the check off.
@@ -99,6 +101,13 @@ pub struct ServeArgs {
         default_value = "/autosave"
     )]
     pub autosave_dir: PathBuf,
+}
+
+impl ServeArgs {
+    /// The control socket's path; `None` for `none`.
+    pub fn control_socket(&self) -> Option<PathBuf> {
+        Some(self.control_socket.clone()).filter(|p| p.as_os_str() != "none")
+    }
 }
 
 /// Everything [`run`] needs, resolved from the flags and the container's environment.
@@ -141,7 +150,7 @@ impl ServeConfig {
         };
         ServeConfig {
             http_addr: args.http_addr,
-            control_socket: Some(args.control_socket.clone()).filter(|p| p.as_os_str() != "none"),
+            control_socket: args.control_socket(),
             settings: Settings {
                 info,
                 checks_on: pv.is_some(),

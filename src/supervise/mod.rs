@@ -45,8 +45,8 @@ pub use child::{Pty, DEFAULT_SIZE};
 pub use lifecycle::{banner_line, OutputSink, StdoutSink};
 pub use policy::{Policy, Restart, GAVE_UP_EXIT_CODE};
 pub use signals::unblock_all as unblock_signals;
-pub use state::{signal_name, ChildState, ExitStatus, State};
-pub use stdio::stdin_size;
+pub use state::{signal_name, ChildState, ExitStatus, RestartReason, Restarts, State};
+pub use stdio::{interactive, stdin_size};
 pub use sys::{CommandSpec, RealSys};
 
 use sys::{Pid, Sys, Target};
@@ -99,8 +99,9 @@ pub enum Control {
     Resize { rows: u16, cols: u16 },
     /// Stop as on SIGTERM.
     Stop,
-    /// Kill the IOC's group now and start it again at once, whatever the policy.
-    Restart,
+    /// Kill the IOC's group now and start it again at once, whatever the policy; counted
+    /// under the reason given.
+    Restart(RestartReason),
     /// Send a signal to the IOC's process group.
     Signal(i32),
 }
@@ -123,6 +124,9 @@ pub struct Config {
     /// hooks and autosave writes); the stop signal follows after half the grace period.
     /// Empty: the stop signal is sent at once.
     pub stop_input: Vec<u8>,
+    /// SIGHUP stops (its own signal to the IOC's group, then the grace period) instead of
+    /// being forwarded: iocrun runs in a terminal that hung up (see [`interactive`]).
+    pub hangup_stops: bool,
 }
 
 /// A cheap, cloneable way to talk to the supervisor and watch its state.
@@ -187,7 +191,9 @@ pub struct Supervisor<S: Sys> {
     /// Process group of the latest child, for stragglers after it is gone.
     group: Option<Pid>,
     restart_at: Option<Instant>,
-    restart_now: bool,
+    /// A requested restart in progress: the IOC was killed and comes back at once.
+    restart_now: Option<RestartReason>,
+    restarts: Restarts,
     stop: Option<Stopping>,
     stragglers_told: bool,
     exit_code: Option<i32>,
@@ -213,7 +219,8 @@ impl<S: Sys> Supervisor<S> {
             child: None,
             group: None,
             restart_at: None,
-            restart_now: false,
+            restart_now: None,
+            restarts: Restarts::default(),
             stop: None,
             stragglers_told: false,
             exit_code: None,
@@ -284,6 +291,9 @@ impl<S: Sys> Supervisor<S> {
             Event::Signal(sig) => match signals::action(sig) {
                 signals::Action::Reap => self.reap(),
                 signals::Action::Stop => self.begin_stop(sig),
+                signals::Action::Forward if sig == libc::SIGHUP && self.cfg.hangup_stops => {
+                    self.begin_stop(sig)
+                }
                 signals::Action::Forward => {
                     if sig == libc::SIGHUP {
                         // procServ's meaning of HUP (reopen the log) as well as forwarding it
@@ -296,7 +306,7 @@ impl<S: Sys> Supervisor<S> {
             Event::Control(Control::Input(bytes)) => self.sys.write_input(bytes),
             Event::Control(Control::Resize { rows, cols }) => self.sys.resize(rows, cols),
             Event::Control(Control::Stop) => self.begin_stop(libc::SIGTERM),
-            Event::Control(Control::Restart) => self.restart(),
+            Event::Control(Control::Restart(reason)) => self.restart(reason),
             Event::Control(Control::Signal(sig)) => self.forward(sig),
         }
     }
@@ -376,13 +386,15 @@ impl<S: Sys> Supervisor<S> {
             self.exit_code.get_or_insert(status.code());
             return;
         }
-        if std::mem::take(&mut self.restart_now) {
-            self.schedule_restart(Duration::ZERO, status);
+        if let Some(reason) = self.restart_now.take() {
+            self.schedule_restart(Duration::ZERO, status, reason);
             return;
         }
         let ran_for = Instant::now().saturating_duration_since(run.started);
         match policy::decide(&self.cfg.policy, &mut self.history, status, ran_for) {
-            policy::Decision::Restart { delay } => self.schedule_restart(delay, status),
+            policy::Decision::Restart { delay } => {
+                self.schedule_restart(delay, status, RestartReason::after(status))
+            }
             policy::Decision::Exit { code } => self.finish(code, false),
             policy::Decision::GiveUp { failures } => {
                 self.say(&format!(
@@ -394,10 +406,11 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    fn schedule_restart(&mut self, delay: Duration, last: ExitStatus) {
+    fn schedule_restart(&mut self, delay: Duration, last: ExitStatus, reason: RestartReason) {
         self.say(&format!("restarting in {}", human(delay)));
         self.restart_at = Some(Instant::now() + delay);
-        let restarts = self.history.restarts;
+        self.restarts.add(reason);
+        let restarts = self.restarts;
         self.state.send_modify(|s| {
             s.restarts = restarts;
             s.child = ChildState::Backoff {
@@ -522,7 +535,7 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    fn restart(&mut self) {
+    fn restart(&mut self, reason: RestartReason) {
         if self.stop.is_some() {
             return;
         }
@@ -530,10 +543,13 @@ impl<S: Sys> Supervisor<S> {
             Some(run) => {
                 let pid = run.pid;
                 self.say(&format!("restart requested: killing pid {pid}"));
-                self.restart_now = true;
+                self.restart_now = Some(reason);
                 self.send(Target::Group(pid), libc::SIGKILL);
             }
-            None => self.restart_at = Some(Instant::now()),
+            None => {
+                // in backoff: the pending restart happens now, and counts as this one
+                self.restart_at = Some(Instant::now());
+            }
         }
     }
 

@@ -83,12 +83,73 @@ impl ChildState {
     }
 }
 
+/// Why the IOC was started again (`epics_ioc_restarts_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartReason {
+    /// It ended with an exit code (`exit` typed on the console, an error at boot).
+    Exit,
+    /// A signal ended it (a crash, the OOM killer, a Ctrl-C that got through).
+    Signal,
+    /// Someone asked for it (`iocrun restart`).
+    Request,
+    /// Its configuration changed (`--watch-config`).
+    Reload,
+}
+
+impl RestartReason {
+    /// Every reason, in the order of [`Restarts`].
+    pub const ALL: [RestartReason; 4] = [
+        RestartReason::Exit,
+        RestartReason::Signal,
+        RestartReason::Request,
+        RestartReason::Reload,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RestartReason::Exit => "exit",
+            RestartReason::Signal => "signal",
+            RestartReason::Request => "request",
+            RestartReason::Reload => "reload",
+        }
+    }
+
+    /// The reason for a restart the policy decided after the IOC ended with `status`.
+    pub fn after(status: ExitStatus) -> RestartReason {
+        match status {
+            ExitStatus::Exited(_) => RestartReason::Exit,
+            ExitStatus::Signaled(_) => RestartReason::Signal,
+        }
+    }
+}
+
+/// Restarts done inside this container, by reason (invisible to Kubernetes, so counted here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restarts([u64; 4]);
+
+impl Restarts {
+    /// Restarts for one reason.
+    pub fn get(&self, reason: RestartReason) -> u64 {
+        self.0[reason as usize]
+    }
+
+    /// Restarts for every reason together.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    pub(crate) fn add(&mut self, reason: RestartReason) {
+        self.0[reason as usize] += 1;
+    }
+}
+
 /// Everything a reader may want: the phase plus counters that outlive one child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
     pub child: ChildState,
-    /// Restarts done inside this container (invisible to Kubernetes, so counted here).
-    pub restarts: u64,
+    /// Restarts done inside this container, by reason.
+    pub restarts: Restarts,
     /// How the previous child ended, if one did.
     pub last_exit: Option<ExitStatus>,
 }
@@ -100,7 +161,7 @@ impl State {
             child: ChildState::Generating {
                 since: SystemTime::now(),
             },
-            restarts: 0,
+            restarts: Restarts::default(),
             last_exit: None,
         }
     }
@@ -121,6 +182,20 @@ mod tests {
         assert_eq!(ExitStatus::Signaled(15).code(), 143);
         assert!(ExitStatus::Exited(0).success());
         assert!(!ExitStatus::Signaled(9).success());
+    }
+
+    #[test]
+    fn restarts_count_by_reason() {
+        let mut r = Restarts::default();
+        r.add(RestartReason::after(ExitStatus::Signaled(9)));
+        r.add(RestartReason::Request);
+        r.add(RestartReason::Request);
+        assert_eq!(r.get(RestartReason::Signal), 1);
+        assert_eq!(r.get(RestartReason::Request), 2);
+        assert_eq!(r.get(RestartReason::Exit), 0);
+        assert_eq!(r.total(), 3);
+        let labels = RestartReason::ALL.map(RestartReason::label);
+        assert_eq!(labels, ["exit", "signal", "request", "reload"]);
     }
 
     #[test]

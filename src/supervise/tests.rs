@@ -28,6 +28,7 @@ fn config(policy: Policy) -> Config {
         policy,
         grace: Duration::from_secs(2),
         stop_input: Vec::new(),
+        hangup_stops: false,
     }
 }
 
@@ -118,7 +119,9 @@ async fn restarts_back_off_exponentially_and_cap() {
     r.running().await;
     // spawns at 0, then +1, +2, +4, +4 (cap), +4
     assert_eq!(r.spawn_times(), secs(&[0, 1, 3, 7, 11, 15]));
-    assert_eq!(r.state.borrow().restarts, 5);
+    let restarts = r.state.borrow().restarts;
+    assert_eq!(restarts.get(RestartReason::Exit), 5);
+    assert_eq!(restarts.total(), 5);
 }
 
 #[tokio::test(start_paused = true)]
@@ -317,15 +320,41 @@ async fn hup_is_forwarded_to_the_group_and_changes_nothing_else() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn hup_stops_when_the_terminal_hung_up() {
+    let cfg = Config {
+        hangup_stops: true,
+        ..config(quick(Restart::Always))
+    };
+    let mut r = rig_with(FakeSys::new(), cfg, &[]);
+    let pid = r.running().await;
+    r.handle.signal(SIGHUP);
+    r.state
+        .wait_for(|s| matches!(s.child, ChildState::Stopping { .. }))
+        .await
+        .expect("alive");
+    r.fake.end(pid, ExitStatus::Signaled(SIGHUP));
+    let fake = r.fake.clone();
+    assert_eq!(r.exit_code().await, 128 + SIGHUP);
+    assert_eq!(
+        fake.calls(),
+        [Call::Spawn(pid), Call::Signal(Target::Group(pid), SIGHUP)],
+        "HUP to the group, no restart"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn restart_control_kills_and_respawns_at_once() {
     let mut r = rig(quick(Restart::Never));
     let first = r.running().await;
-    r.handle.send(Control::Restart);
+    r.handle.send(Control::Restart(RestartReason::Request));
     r.state
         .wait_for(|s| matches!(s.child, ChildState::Running { pid, .. } if pid != first))
         .await
         .expect("alive");
     assert_eq!(r.spawn_times(), secs(&[0, 0]));
+    let restarts = r.state.borrow().restarts;
+    assert_eq!(restarts.get(RestartReason::Request), 1, "{restarts:?}");
+    assert_eq!(restarts.total(), 1, "the kill is not also an exit restart");
     assert!(r
         .fake
         .calls()

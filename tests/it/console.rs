@@ -51,6 +51,7 @@ impl Server {
             ignore: Vec::new(),
             stdin: false,
             confirm_exit: false,
+            guard: false,
         };
         tweak(&mut cfg);
         let (tx, input) = mpsc::channel(64);
@@ -106,7 +107,7 @@ impl Server {
         while !contains(&got, want) {
             match tokio::time::timeout(PATIENCE, self.input.recv()).await {
                 Ok(Some(ConsoleInput::Bytes(b))) => got.extend(b),
-                Ok(Some(ConsoleInput::Resize { .. })) => {}
+                Ok(Some(ConsoleInput::Resize { .. } | ConsoleInput::HangUp)) => {}
                 Ok(None) => panic!("input channel closed; got {:?}", lossy(&got)),
                 Err(_) => panic!("no {:?} in input; got {:?}", lossy(want), lossy(&got)),
             }
@@ -452,6 +453,7 @@ async fn stale_socket_is_replaced_live_socket_refused_and_removed_on_shutdown() 
         ignore: Vec::new(),
         stdin: false,
         confirm_exit: false,
+        guard: false,
     };
     let (tx, _rx) = mpsc::channel(1);
     let second = console::serve(cfg, hub, tx, std::future::pending()).await;
@@ -737,5 +739,32 @@ async fn confirm_exit_holds_back_the_first_exit() {
         .await;
     a.send(b"exit\r").await;
     assert_eq!(srv.input_until(b"\r").await, b"exit\r", "confirmed");
+    srv.shutdown().await;
+}
+
+/// The Ctrl-C/Ctrl-D guard (on by default in `iocrun start`): the keys never reach the IOC,
+/// the client that typed them is told once how to leave, and nobody else is.
+#[tokio::test]
+async fn stop_keys_are_held_back_with_one_private_hint() {
+    let mut srv = Server::start_with(4096, 1 << 20, |c| c.guard = true);
+    let mut a = srv.connect(&srv.socket()).await;
+    let mut b = srv.connect(&srv.socket()).await;
+    srv.wait_clients(2).await;
+    a.send(b"a\x03b\x04c\r").await;
+    assert_eq!(srv.input_until(b"\r").await, b"abc\r");
+    let hint = "Ctrl-C not sent: it would stop the IOC. Leave with Ctrl-] (iocrun attach)";
+    a.read_until(hint.as_bytes()).await;
+    // pressed again at once: dropped, no second hint
+    a.send(b"\x03\x04d\r").await;
+    assert_eq!(srv.input_until(b"\r").await, b"d\r");
+    srv.hub.publish(b"marker\r\n");
+    let seen = a.read_until(b"marker").await;
+    assert_eq!(seen.matches("not sent").count(), 1, "{seen}");
+    assert!(seen.contains("IOCRUN_CONSOLE_GUARD=off"), "{seen}");
+    let other = b.read_until(b"marker").await;
+    assert!(
+        !other.contains("not sent"),
+        "only the typist is told: {other}"
+    );
     srv.shutdown().await;
 }

@@ -1,15 +1,20 @@
 //! The console end to end: `iocrun start` supervising the real softIoc (or a small shell
-//! script), with clients on its console socket and `iocrun attach` in a PTY.
+//! script), with clients on its console socket, `iocrun attach` in a PTY, and iocrun itself
+//! on a terminal (as a subreaper and as PID 1): the Ctrl-C/Ctrl-D guard and hang-ups.
 
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
+use crate::pid1::{self, Mode};
 use crate::util;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -23,13 +28,24 @@ struct Running {
 
 impl Running {
     fn start(command: &[&str], setup: impl FnOnce(&Path)) -> Running {
+        Running::start_with(&["--restart", "never"], command, setup)
+    }
+
+    /// `iocrun start FLAGS -- COMMAND` with its console and control sockets in a temp folder.
+    fn start_with(flags: &[&str], command: &[&str], setup: impl FnOnce(&Path)) -> Running {
         let dir = tempfile::tempdir().expect("tempdir");
         setup(dir.path());
         let mut child = util::iocrun()
             .current_dir(dir.path())
             .env_remove("IOCRUN_CONSOLE_SOCKET")
-            .args(["start", "--restart", "never", "--console-socket"])
+            .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
+            .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
+            .arg("start")
+            .args(flags)
+            .arg("--console-socket")
             .arg(dir.path().join("console.sock"))
+            .arg("--control-socket")
+            .arg(dir.path().join("control.sock"))
             .arg("--")
             .args(command)
             .stdin(Stdio::null())
@@ -140,11 +156,18 @@ record(calc, "CONSOLE:TEST:CALC") {
 "#;
 
 fn soft_ioc() -> Option<Running> {
+    soft_ioc_with(&["--restart", "never"])
+}
+
+/// softIoc on [`DB`] under `iocrun start FLAGS`.
+fn soft_ioc_with(flags: &[&str]) -> Option<Running> {
     let bin = util::epics_bin()?;
     let soft_ioc = bin.join("softIoc").display().to_string();
-    Some(Running::start(&[&soft_ioc, "-d", "test.db"], |dir| {
-        std::fs::write(dir.join("test.db"), DB).expect("write db");
-    }))
+    Some(Running::start_with(
+        flags,
+        &[&soft_ioc, "-d", "test.db"],
+        |dir| std::fs::write(dir.join("test.db"), DB).expect("write db"),
+    ))
 }
 
 #[test]
@@ -247,4 +270,278 @@ fn attach_window_size_reaches_the_child_pty() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.exit_code(), 0, "detach exits 0");
+}
+
+/// A process whose stdin, stdout and stderr are a terminal of its own (it is the session
+/// leader and the terminal is its controlling one), as under `podman run -it` or in an ssh
+/// session; everything it prints is collected by a thread.
+struct OnTerminal {
+    child: Child,
+    /// The process that matters: iocrun itself (inside the namespace in PID-1 mode).
+    target: i32,
+    master: Option<OwnedFd>,
+    out: Arc<Mutex<Vec<u8>>>,
+    stop_reading: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OnTerminal {
+    /// Run `cmd` on a new 24x80 terminal; in PID-1 mode as PID 1 of a new PID namespace.
+    fn spawn(mode: Mode, cmd: Command) -> OnTerminal {
+        let mut cmd = pid1::in_mode(mode, cmd);
+        let (master, slave) = open_terminal();
+        cmd.stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave));
+        // SAFETY: setsid and ioctl are async-signal-safe; nothing else runs between fork and exec
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn on a terminal");
+        drop(cmd); // the parent's copies of the terminal's slave side
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let stop_reading = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let fd = master.try_clone().expect("dup master");
+            let (out, stop) = (out.clone(), stop_reading.clone());
+            std::thread::spawn(move || read_terminal(&fd, &out, &stop))
+        };
+        let target = match mode {
+            Mode::Subreaper => child.id() as i32,
+            Mode::Pid1 => {
+                let deadline = Instant::now() + PATIENCE;
+                loop {
+                    if let Some(pid) = pid1::children_of(child.id() as i32).first() {
+                        break *pid;
+                    }
+                    assert!(Instant::now() < deadline, "unshare never forked iocrun");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        OnTerminal {
+            child,
+            target,
+            master: Some(master),
+            out,
+            stop_reading,
+            reader: Some(reader),
+        }
+    }
+
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().expect("lock")).into_owned()
+    }
+
+    /// Wait until the terminal shows `want`; returns everything shown so far.
+    fn until(&self, want: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.output();
+            if text.contains(want) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {want:?} on the terminal: {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_keys(&self, keys: &[u8]) {
+        let master = self.master.as_ref().expect("terminal open");
+        let mut done = 0;
+        while done < keys.len() {
+            done += nix::unistd::write(master, &keys[done..]).expect("type");
+        }
+    }
+
+    /// Close the terminal, as when its window or ssh session goes away.
+    fn hang_up(&mut self) {
+        self.stop_reading.store(true, Ordering::Release);
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("reader thread");
+        }
+        self.master = None;
+    }
+
+    /// Wait for the process to end; its exit code.
+    fn wait(&mut self) -> i32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                use std::os::unix::process::ExitStatusExt;
+                return status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running; terminal: {:?}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OnTerminal {
+    fn drop(&mut self) {
+        // SIGKILL to iocrun: as PID 1 that ends its whole namespace; as a subreaper the test's
+        // IOC is a softIoc that the closed terminal then hangs up
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.target),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + PATIENCE;
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.hang_up();
+    }
+}
+
+/// A new terminal's master and slave sides, both close-on-exec from the start: a copy of the
+/// master leaked into any child (this test's or a concurrent one's) would keep the terminal
+/// from ever hanging up.
+fn open_terminal() -> (OwnedFd, OwnedFd) {
+    use nix::fcntl::{open, OFlag};
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master = nix::pty::posix_openpt(flags).expect("posix_openpt");
+    nix::pty::grantpt(&master).expect("grantpt");
+    nix::pty::unlockpt(&master).expect("unlockpt");
+    let name = nix::pty::ptsname_r(&master).expect("ptsname");
+    let slave = open(name.as_str(), flags, nix::sys::stat::Mode::empty()).expect("open slave");
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: both descriptors were just opened here and nothing else owns them
+    unsafe {
+        (
+            OwnedFd::from_raw_fd(master.into_raw_fd()),
+            OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+/// Copy what the terminal shows into `out` until told to stop or the terminal closes; polls
+/// so that [`OnTerminal::hang_up`] can close every copy of the master side.
+fn read_terminal(fd: &OwnedFd, out: &Mutex<Vec<u8>>, stop: &AtomicBool) {
+    use nix::poll::{poll, PollFd, PollFlags};
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Acquire) {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, 50u16) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => return,
+            Ok(n) => out.lock().expect("lock").extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            // EIO: every process holding the slave side has gone
+            Err(_) => return,
+        }
+    }
+}
+
+/// `iocrun --restart RESTART -- softIoc -d test.db` in `dir` with no sockets: its stdin is
+/// its only console.
+fn soft_ioc_alone(bin: &Path, dir: &Path, restart: &str) -> Command {
+    std::fs::write(dir.join("test.db"), DB).expect("write db");
+    let mut cmd = util::iocrun();
+    cmd.current_dir(dir)
+        .env("IOCRUN_CONSOLE_SOCKET", "none")
+        .env("IOCRUN_CONTROL_SOCKET", "none")
+        .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
+        .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
+        .args(["--restart", restart, "--"])
+        .arg(bin.join("softIoc"))
+        .args(["-d", "test.db"]);
+    cmd
+}
+
+/// The guard through `iocrun attach`: Ctrl-D and Ctrl-C never reach softIoc (its pid stays,
+/// nothing restarts), the one who typed them is told how to leave, and `dbl` still works.
+#[test]
+fn ctrl_d_and_ctrl_c_through_iocrun_attach_leave_softioc_running() {
+    let Some(ioc) = soft_ioc_with(&["--restart", "on-failure"]) else {
+        return;
+    };
+    ioc.stdout_until("epics>");
+    let mut attach = util::iocrun();
+    attach.arg("attach").arg("--socket").arg(ioc.socket());
+    let mut a = OnTerminal::spawn(Mode::Subreaper, attach);
+    a.until("attached (read-write)");
+    a.type_keys(b"\x04");
+    a.until("Ctrl-D not sent: it would stop the IOC. Leave with Ctrl-] (iocrun attach)");
+    a.type_keys(b"\x03");
+    a.type_keys(b"dbl\r");
+    a.until("CONSOLE:TEST:CALC");
+    let out = ioc.stdout_until("CONSOLE:TEST:CALC");
+    assert_eq!(out.matches("started pid").count(), 1, "{out}");
+    assert!(!out.contains("ended:"), "{out}");
+    assert!(
+        !out.contains("not sent"),
+        "the hint is for the typist only: {out}"
+    );
+    a.type_keys(b"\x1d");
+    assert_eq!(a.wait(), 0, "detached");
+}
+
+/// The guard on iocrun's own stdin, a terminal as under `kubectl attach -it` / `podman run
+/// -it`, with iocrun as a subreaper and as PID 1: the IOC keeps its pid, the hint names the
+/// runtime's detach keys, and a typed `exit` still ends softIoc (and with it iocrun).
+#[test]
+fn ctrl_c_and_ctrl_d_on_iocruns_terminal_leave_softioc_running() {
+    let Some(bin) = util::epics_bin() else { return };
+    for mode in pid1::modes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cmd = soft_ioc_alone(&bin, dir.path(), "on-failure");
+        let mut t = OnTerminal::spawn(mode, cmd);
+        t.until("epics>");
+        t.type_keys(b"\x03");
+        t.until(
+            "Ctrl-C not sent: it would stop the IOC. Leave with Ctrl-P Ctrl-Q (kubectl attach, \
+             podman attach); to send Ctrl-C/Ctrl-D, run iocrun with --console-guard off \
+             (IOCRUN_CONSOLE_GUARD=off)",
+        );
+        t.type_keys(b"\x04");
+        t.type_keys(b"dbl\r");
+        let out = t.until("CONSOLE:TEST:CALC");
+        assert_eq!(out.matches("started pid").count(), 1, "{mode:?}: {out}");
+        assert!(!out.contains("ended:"), "{mode:?}: {out}");
+        t.type_keys(b"exit\r");
+        assert_eq!(t.wait(), 0, "{mode:?}: exit ends softIoc: {}", t.output());
+    }
+}
+
+/// Closing the terminal of an interactive run (not PID 1) stops the IOC and ends iocrun,
+/// although the restart policy is `always`.
+#[test]
+fn a_hung_up_terminal_stops_an_interactive_iocrun() {
+    let Some(bin) = util::epics_bin() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cmd = soft_ioc_alone(&bin, dir.path(), "always");
+    let mut t = OnTerminal::spawn(Mode::Subreaper, cmd);
+    let out = t.until("epics>");
+    let ioc: i32 = out
+        .split("started pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("the IOC's pid");
+    t.hang_up();
+    t.wait();
+    assert!(
+        !Path::new(&format!("/proc/{ioc}")).exists(),
+        "the IOC (pid {ioc}) outlived the hang-up"
+    );
 }

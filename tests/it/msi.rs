@@ -330,7 +330,8 @@ fn start_fails_when_a_template_is_missing() {
     );
     let mut cmd = env.iocrun();
     cmd.args(["--fail-pause", "10ms"])
-        .env("IOCRUN_CONSOLE_SOCKET", "none");
+        .env("IOCRUN_CONSOLE_SOCKET", "none")
+        .env("IOCRUN_CONTROL_SOCKET", "none");
     let (code, out) = crate::pid1::start(crate::pid1::Mode::Subreaper, cmd).wait();
     assert_eq!(code, 1, "{out}");
     assert!(

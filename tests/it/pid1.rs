@@ -52,26 +52,8 @@ pub struct Running {
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Start `cmd` (an iocrun command line) in `mode`.
-pub fn start(mode: Mode, mut cmd: Command) -> Running {
-    let mut cmd = match mode {
-        Mode::Subreaper => cmd,
-        Mode::Pid1 => {
-            let mut outer = Command::new("unshare");
-            outer.args(["--pid", "--fork", "--mount-proc", "--"]);
-            outer.arg(cmd.get_program()).args(cmd.get_args());
-            for (k, v) in cmd.get_envs() {
-                match v {
-                    Some(v) => outer.env(k, v),
-                    None => outer.env_remove(k),
-                };
-            }
-            if let Some(dir) = cmd.get_current_dir() {
-                outer.current_dir(dir);
-            }
-            std::mem::swap(&mut cmd, &mut outer);
-            cmd
-        }
-    };
+pub fn start(mode: Mode, cmd: Command) -> Running {
+    let mut cmd = in_mode(mode, cmd);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -94,6 +76,28 @@ pub fn start(mode: Mode, mut cmd: Command) -> Running {
         stdin,
         target,
         output,
+    }
+}
+
+/// `cmd` as it runs in `mode`: itself, or under `unshare` as PID 1 of a new PID namespace.
+pub fn in_mode(mode: Mode, cmd: Command) -> Command {
+    match mode {
+        Mode::Subreaper => cmd,
+        Mode::Pid1 => {
+            let mut outer = Command::new("unshare");
+            outer.args(["--pid", "--fork", "--mount-proc", "--"]);
+            outer.arg(cmd.get_program()).args(cmd.get_args());
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => outer.env(k, v),
+                    None => outer.env_remove(k),
+                };
+            }
+            if let Some(dir) = cmd.get_current_dir() {
+                outer.current_dir(dir);
+            }
+            outer
+        }
     }
 }
 

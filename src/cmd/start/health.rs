@@ -7,17 +7,16 @@ use tokio::sync::watch;
 
 use crate::console::Hub;
 use crate::serve::{Health, LastExit, Phase};
-use crate::supervise::{ChildState, ExitStatus, State, GAVE_UP_EXIT_CODE};
+use crate::supervise::{ChildState, ExitStatus, RestartReason, State, GAVE_UP_EXIT_CODE};
 
 /// Copy every supervisor state change into `health`, and the console counters every 2 s,
 /// until the supervisor's state channel closes.
 pub async fn publish(mut state: watch::Receiver<State>, hub: Hub, health: watch::Sender<Health>) {
-    let mut counted = 0u64;
     loop {
         let current = state.borrow_and_update().clone();
         health.send_if_modified(|h| {
             let before = h.clone();
-            apply(h, &current, &mut counted);
+            apply(h, &current);
             *h != before
         });
         let stats = hub.stats();
@@ -34,21 +33,16 @@ pub async fn publish(mut state: watch::Receiver<State>, hub: Hub, health: watch:
     }
 }
 
-/// Fold one supervisor state into the snapshot. `counted` is how many restarts were already
-/// added to `h.restarts`, so each is counted once, by the reason of the exit before it.
-pub fn apply(h: &mut Health, s: &State, counted: &mut u64) {
+/// Fold one supervisor state into the snapshot.
+pub fn apply(h: &mut Health, s: &State) {
     h.last_exit = s.last_exit.map(|e| match e {
         ExitStatus::Exited(code) => LastExit::Code(code),
         ExitStatus::Signaled(sig) => LastExit::Signal(sig),
     });
-    if s.restarts > *counted {
-        let reason = match s.last_exit {
-            Some(ExitStatus::Signaled(_)) => "signal",
-            _ => "exit",
-        };
-        add_restarts(h, reason, s.restarts - *counted);
-        *counted = s.restarts;
-    }
+    h.restarts = RestartReason::ALL
+        .iter()
+        .map(|r| (r.label(), s.restarts.get(*r)))
+        .collect();
     let (phase, pid, started) = match &s.child {
         // the start steps publish these phases themselves, with more detail
         ChildState::Generating { .. } | ChildState::WaitingHardware { .. } => return,
@@ -66,7 +60,7 @@ pub fn apply(h: &mut Health, s: &State, counted: &mut u64) {
             Phase::Failed {
                 message: format!(
                     "the IOC kept failing: gave up after {} restarts (exit {GAVE_UP_EXIT_CODE})",
-                    s.restarts
+                    s.restarts.total()
                 ),
             },
             None,
@@ -79,22 +73,20 @@ pub fn apply(h: &mut Health, s: &State, counted: &mut u64) {
     h.start_done = true;
 }
 
-fn add_restarts(h: &mut Health, reason: &'static str, n: u64) {
-    match h.restarts.iter_mut().find(|(r, _)| *r == reason) {
-        Some((_, total)) => *total += n,
-        None => h.restarts.push((reason, n)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervise::Restarts;
     use std::time::SystemTime;
 
-    fn state(child: ChildState, restarts: u64, last: Option<ExitStatus>) -> State {
+    fn state(child: ChildState, restarts: &[RestartReason], last: Option<ExitStatus>) -> State {
+        let mut counts = Restarts::default();
+        for r in restarts {
+            counts.add(*r);
+        }
         State {
             child,
-            restarts,
+            restarts: counts,
             last_exit: last,
         }
     }
@@ -102,12 +94,10 @@ mod tests {
     #[test]
     fn running_then_restarts_by_reason() {
         let mut h = Health::default();
-        let mut counted = 0;
         let since = SystemTime::now();
         apply(
             &mut h,
-            &state(ChildState::Running { pid: 42, since }, 0, None),
-            &mut counted,
+            &state(ChildState::Running { pid: 42, since }, &[], None),
         );
         assert_eq!(
             (h.phase.clone(), h.ioc_pid, h.start_done),
@@ -118,9 +108,10 @@ mod tests {
             last: ExitStatus::Signaled(11),
         };
         let crashed = Some(ExitStatus::Signaled(11));
-        apply(&mut h, &state(backoff.clone(), 1, crashed), &mut counted);
+        let signal = [RestartReason::Signal];
+        apply(&mut h, &state(backoff.clone(), &signal, crashed));
         // the same state twice counts once
-        apply(&mut h, &state(backoff, 1, crashed), &mut counted);
+        apply(&mut h, &state(backoff, &signal, crashed));
         assert_eq!(h.phase, Phase::Backoff);
         assert_eq!(h.ioc_pid, None);
         assert_eq!(h.last_exit, Some(LastExit::Signal(11)));
@@ -128,12 +119,16 @@ mod tests {
             until: since,
             last: ExitStatus::Exited(1),
         };
-        apply(
-            &mut h,
-            &state(exited, 3, Some(ExitStatus::Exited(1))),
-            &mut counted,
+        let three = [
+            RestartReason::Signal,
+            RestartReason::Exit,
+            RestartReason::Request,
+        ];
+        apply(&mut h, &state(exited, &three, Some(ExitStatus::Exited(1))));
+        assert_eq!(
+            h.restarts,
+            vec![("exit", 1), ("signal", 1), ("request", 1), ("reload", 0)]
         );
-        assert_eq!(h.restarts, vec![("signal", 1), ("exit", 2)]);
         assert_eq!(h.restart_total(), 3);
     }
 
@@ -143,21 +138,16 @@ mod tests {
             phase: Phase::WaitingHardware,
             ..Health::default()
         };
-        let mut counted = 0;
         let gen = ChildState::Generating {
             since: SystemTime::now(),
         };
-        apply(&mut h, &state(gen, 0, None), &mut counted);
+        apply(&mut h, &state(gen, &[], None));
         assert_eq!(h.phase, Phase::WaitingHardware);
         let gave_up = ChildState::GaveUp {
             at: SystemTime::now(),
             code: GAVE_UP_EXIT_CODE,
         };
-        apply(
-            &mut h,
-            &state(gave_up, 9, Some(ExitStatus::Exited(2))),
-            &mut counted,
-        );
+        apply(&mut h, &state(gave_up, &[], Some(ExitStatus::Exited(2))));
         assert!(matches!(h.phase, Phase::Failed { .. }), "{:?}", h.phase);
     }
 }
