@@ -280,3 +280,102 @@ fn term_during_the_hardware_wait_exits_without_starting_the_ioc() {
         assert!(!env.root().join("done.txt").exists());
     }
 }
+
+/// Every file under `dir` with its modification time and contents, sorted by path.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, std::time::SystemTime, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            if meta.is_dir() {
+                todo.push(path.clone());
+            }
+            let contents = if meta.is_file() {
+                std::fs::read(&path).expect("read")
+            } else {
+                Vec::new()
+            };
+            out.push((path, meta.modified().expect("mtime"), contents));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One supervisor at a time: a second iocrun on the same sockets refuses before touching any
+/// file (the first IOC's runtime folder keeps its files, contents and times) and the first IOC
+/// runs on.
+#[test]
+fn a_second_iocrun_on_the_same_sockets_refuses_and_touches_nothing() {
+    let Some(env) = softioc_tree() else { return };
+    let control = env.root().join("control.sock");
+    let console = env.root().join("console.sock");
+    let command = || {
+        let mut cmd = iocrun_in(&env, &[]);
+        cmd.env("IOCRUN_CONTROL_SOCKET", &control)
+            .env("IOCRUN_CONSOLE_SOCKET", &console);
+        cmd
+    };
+    let first = pid1::start(Mode::Subreaper, command());
+    first.wait_for("DEMO:TEMP");
+    let before = snapshot(&env.runtime_dir());
+    assert!(before.len() >= 2, "st.cmd and ioc.db: {before:?}");
+    let (code, out) = pid1::start(Mode::Subreaper, command()).wait();
+    assert_eq!(code, 1, "{out}");
+    let want = format!(
+        "iocrun: socket '{}' is in use by a running process (another iocrun?); stop it, or \
+         choose another path with IOCRUN_CONTROL_SOCKET",
+        control.display()
+    );
+    assert!(out.contains(&want), "{out}");
+    assert!(!out.contains("started pid"), "{out}");
+    assert_eq!(
+        snapshot(&env.runtime_dir()),
+        before,
+        "runtime folder touched"
+    );
+    // the first one is untouched too: its sockets still answer and its IOC still runs
+    assert!(std::os::unix::net::UnixStream::connect(&control).is_ok());
+    assert!(std::os::unix::net::UnixStream::connect(&console).is_ok());
+    first.signal(Signal::SIGTERM);
+    let (_, first_out) = first.wait();
+    assert_eq!(first_out.matches("started pid").count(), 1, "{first_out}");
+    assert!(
+        first_out.contains("received SIGTERM: stopping"),
+        "{first_out}"
+    );
+}
+
+/// A regular file or a symbolic link where a socket should go is refused, named with the
+/// variable that moves it, and left as it was (issue 11 item 5: the control socket used to
+/// delete them).
+#[test]
+fn a_file_or_link_at_a_socket_path_is_refused_and_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("precious.txt");
+    std::fs::write(&file, "keep me").expect("write");
+    let link = dir.path().join("link.sock");
+    std::os::unix::fs::symlink(&file, &link).expect("symlink");
+    for var in ["IOCRUN_CONTROL_SOCKET", "IOCRUN_CONSOLE_SOCKET"] {
+        for (path, what) in [(&file, "a regular file"), (&link, "a symbolic link")] {
+            let mut cmd = pid1::iocrun_with(&[], &["true"]);
+            cmd.env(var, path);
+            let (code, out) = pid1::start(Mode::Subreaper, cmd).wait();
+            assert_eq!(code, 1, "{var} {what}: {out}");
+            let want = format!(
+                "iocrun: '{}' is {what}, not a socket; refusing to replace it (remove it, or \
+                 choose another path with {var})",
+                path.display()
+            );
+            assert!(out.contains(&want), "{out}");
+            assert!(!out.contains("started pid"), "nothing started: {out}");
+            assert_eq!(std::fs::read_to_string(&file).expect("file"), "keep me");
+            assert!(std::fs::symlink_metadata(&link)
+                .expect("link")
+                .file_type()
+                .is_symlink());
+        }
+    }
+}
