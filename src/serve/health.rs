@@ -50,6 +50,13 @@ impl Phase {
     }
 }
 
+/// `epics_ioc_restarts_total{reason}`: every label is exported from the start, at 0.
+pub const RESTART_REASONS: [&str; 4] = ["exit", "signal", "request", "reload"];
+/// `epics_ioc_ca_probes_total{result}`: every label is exported from the start, at 0.
+pub const CA_RESULTS: [&str; 5] = ["ok", "timeout", "refused", "not_found", "error"];
+/// `epics_ioc_generate_errors_total{step}`: the start steps, each exported from the start.
+pub const START_STEPS: [&str; 5] = ["ibek_generate", "autosave", "msi", "place_files", "do_wait"];
+
 /// How the previous IOC process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LastExit {
@@ -60,7 +67,7 @@ pub enum LastExit {
 /// One start step's outcome, for `epics_ioc_generate_*` (§6.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepTiming {
-    /// `ibek_generate`, `autosave`, `msi`, `place_files` or `do_wait`.
+    /// One of [`START_STEPS`].
     pub step: &'static str,
     pub duration: Duration,
     pub failed: bool,
@@ -77,7 +84,7 @@ pub struct Health {
     pub ioc_started: Option<SystemTime>,
     /// True once the start sequence finished (generation and the hardware wait are done).
     pub start_done: bool,
-    /// In-container restarts by reason (`exit`, `signal`, `liveness`, `console`, `config`).
+    /// In-container restarts by reason ([`RESTART_REASONS`]).
     pub restarts: Vec<(&'static str, u64)>,
     pub last_exit: Option<LastExit>,
     pub console_clients: u64,
@@ -122,8 +129,8 @@ pub enum CaStatus {
     },
 }
 
-/// The checker's output: the last outcome plus totals by result (`ok`, `timeout`, `refused`,
-/// `not_found`, `error`) for `epics_ioc_ca_probes_total`.
+/// The checker's output: the last outcome plus totals by result ([`CA_RESULTS`]) for
+/// `epics_ioc_ca_probes_total`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CaReport {
     pub status: CaStatus,

@@ -12,7 +12,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info as InfoMetric;
 use prometheus_client::registry::Registry;
 
-use super::health::{CaReport, CaStatus, Health, LastExit, Phase};
+use super::health::{
+    CaReport, CaStatus, Health, LastExit, Phase, CA_RESULTS, RESTART_REASONS, START_STEPS,
+};
 use super::procstat::ProcStats;
 
 /// OpenMetrics' content type.
@@ -119,11 +121,7 @@ fn supervisor(reg: &mut Registry, h: &Health) {
             unix(t),
         );
     }
-    let restarts: Vec<(String, f64)> = h
-        .restarts
-        .iter()
-        .map(|(r, n)| (r.to_string(), *n as f64))
-        .collect();
+    let restarts = with_every_label(&RESTART_REASONS, h.restarts.iter().copied());
     counter_family(
         reg,
         "epics_ioc_restarts",
@@ -161,11 +159,10 @@ fn start_steps(reg: &mut Registry, h: &Health) {
         "step",
         &took,
     );
-    let failed: Vec<(String, f64)> = h
-        .steps
-        .iter()
-        .map(|s| (s.step.to_string(), bool_f(s.failed)))
-        .collect();
+    let failed = with_every_label(
+        &START_STEPS,
+        h.steps.iter().map(|s| (s.step, u64::from(s.failed))),
+    );
     counter_family(
         reg,
         "epics_ioc_generate_errors",
@@ -228,11 +225,7 @@ fn channel_access(reg: &mut Registry, ca: &CaReport) {
             );
         }
     }
-    let totals: Vec<(String, f64)> = ca
-        .totals
-        .iter()
-        .map(|(r, n)| (r.to_string(), *n as f64))
-        .collect();
+    let totals = with_every_label(&CA_RESULTS, ca.totals.iter().copied());
     counter_family(
         reg,
         "epics_ioc_ca_probes",
@@ -309,6 +302,24 @@ fn process(reg: &mut Registry, prefix: &str, what: &str, p: &ProcStats, start_ti
             p.threads as f64,
         );
     }
+}
+
+/// Counts summed by label, every label of `fixed` included (at 0 until something happens, so
+/// `rate()` and alerts see the series from the start), then any other label seen, in order.
+fn with_every_label(
+    fixed: &[&'static str],
+    counts: impl Iterator<Item = (&'static str, u64)>,
+) -> Vec<(String, f64)> {
+    let mut out: Vec<(&str, u64)> = fixed.iter().map(|l| (*l, 0)).collect();
+    for (label, n) in counts {
+        match out.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, total)) => *total += n,
+            None => out.push((label, n)),
+        }
+    }
+    out.into_iter()
+        .map(|(l, n)| (l.to_owned(), n as f64))
+        .collect()
 }
 
 fn gauge(reg: &mut Registry, name: &str, help: &str, value: f64) {
@@ -462,6 +473,36 @@ mod tests {
             );
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn counters_have_every_label_from_the_start() {
+        let text = openmetrics(&Snapshot {
+            health: &Health::default(),
+            ca: &CaReport::default(),
+            info: &Info::default(),
+            ioc: None,
+            me: None,
+            autosave_ages: Vec::new(),
+        });
+        let zero = |family: &str, label: &str, values: &[&str]| {
+            for v in values {
+                let line = format!("{family}_total{{{label}=\"{v}\"}} 0.0");
+                assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+            }
+        };
+        zero("epics_ioc_restarts", "reason", &RESTART_REASONS);
+        zero("epics_ioc_ca_probes", "result", &CA_RESULTS);
+        zero("epics_ioc_generate_errors", "step", &START_STEPS);
+    }
+
+    #[test]
+    fn counts_add_up_by_label_and_keep_unknown_labels() {
+        let got = with_every_label(&["a", "b"], [("b", 1), ("c", 2), ("b", 1)].into_iter());
+        assert_eq!(
+            got,
+            vec![("a".into(), 0.0), ("b".into(), 2.0), ("c".into(), 2.0)]
+        );
     }
 
     #[test]

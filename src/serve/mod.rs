@@ -37,6 +37,7 @@ pub use check::{listening_addrs, CheckConfig};
 pub use control::{probe, ProbeError, DEFAULT_SOCKET, SOCKET_ENV};
 pub use health::{
     verdict, CaReport, CaStatus, Health, LastExit, Phase, ProbeKind, StepTiming, Verdict,
+    CA_RESULTS, RESTART_REASONS, START_STEPS,
 };
 pub use http::{app, AppState, Settings};
 pub use metrics::Info;

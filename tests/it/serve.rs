@@ -352,3 +352,97 @@ async fn until_text(socket: &std::path::Path, kind: &str, want: &str) -> String 
     }
     panic!("probe {kind} never said {want:?}; last answer {last:?}");
 }
+
+/// A real `iocrun start` before anything has happened (the child just started: no restart, no
+/// failed step, no check): its /metrics, read by the strict OpenMetrics parser, already has
+/// every series of the fixed-label counters, at 0, so `rate()` and alerts see them at once.
+#[tokio::test]
+async fn counters_are_exported_at_zero_from_the_start() {
+    let Some(python) = util::tool_var("IOCRUN_PYTHON") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let http: SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let mut child = util::iocrun()
+        .args(["start", "--restart", "never", "--http", &http.to_string()])
+        .args(["--ca-check-pv", "none", "--", "sleep", "60"])
+        .env("IOCRUN_CONSOLE_SOCKET", "none")
+        .env("IOCRUN_CONTROL_SOCKET", dir.path().join("control.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn iocrun start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(http).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no /metrics on {http}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = reqwest_free_get(http, "/metrics").await;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .expect("an HTTP response");
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
+             for f in p(sys.stdin.read()):\n    for s in f.samples:\n        \
+             print(s.name, ','.join(f'{k}={v}' for k, v in sorted(s.labels.items())), s.value)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(body.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("run the parser");
+    util::assert_success(&out);
+    let samples = String::from_utf8_lossy(&out.stdout);
+    for (family, label, values) in [
+        (
+            "epics_ioc_restarts_total",
+            "reason",
+            &serve::RESTART_REASONS[..],
+        ),
+        (
+            "epics_ioc_ca_probes_total",
+            "result",
+            &serve::CA_RESULTS[..],
+        ),
+        (
+            "epics_ioc_generate_errors_total",
+            "step",
+            &serve::START_STEPS[..],
+        ),
+    ] {
+        for v in values {
+            let want = format!("{family} {label}={v} 0.0");
+            assert!(
+                samples.lines().any(|l| l == want),
+                "no {want:?} in\n{samples}"
+            );
+        }
+    }
+    assert!(
+        samples
+            .lines()
+            .any(|l| l == "epics_ioc_restarts_total reason=exit 0.0"),
+        "{samples}"
+    );
+}

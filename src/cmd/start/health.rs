@@ -133,6 +133,12 @@ mod tests {
     }
 
     #[test]
+    fn restart_reasons_are_the_metric_labels() {
+        let labels = RestartReason::ALL.map(RestartReason::label);
+        assert_eq!(labels, crate::serve::RESTART_REASONS);
+    }
+
+    #[test]
     fn start_phases_are_left_to_the_steps_and_giving_up_fails() {
         let mut h = Health {
             phase: Phase::WaitingHardware,
