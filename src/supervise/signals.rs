@@ -3,7 +3,8 @@
 //! | signal | iocrun's action |
 //! |---|---|
 //! | TERM, INT | stop: no more restarts, the same signal to the IOC's process group, grace period, then SIGKILL (spec supervise-console.md T6) |
-//! | HUP, QUIT, USR1, USR2 | forwarded to the IOC's process group (group delivery reaches the IOC under a `start.sh` override too) |
+//! | HUP, QUIT, USR1, USR2 | forwarded to the IOC's process group (group delivery reaches the IOC under a `start.sh` override too); HUP also reopens the console log |
+//! | HUP, interactive | with `Config::hangup_stops` (stdin a terminal, not PID 1: the terminal hung up): stop, as TERM but with HUP |
 //! | WINCH | with a terminal on stdin: its size is copied to the IOC's PTY, and the kernel tells the IOC; otherwise forwarded |
 //! | CHLD | wake the reaper |
 //!
