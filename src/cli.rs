@@ -58,7 +58,7 @@ pub enum Command {
     Autosave(AutosaveArgs),
     /// Write the JSON schema of ioc.yaml for the definitions (ibek ioc generate-schema).
     Schema(SchemaArgs),
-    /// Read one PV over Channel Access and print it as caget does.
+    /// Read PVs over Channel Access and print them as caget does.
     Caget(CagetArgs),
     /// Exit 0/1 from the running supervisor's cached verdict (for Kubernetes exec probes).
     Probe(ProbeArgs),
@@ -81,8 +81,9 @@ pub struct ProbeArgs {
 /// `iocrun caget`.
 #[derive(Debug, Args)]
 pub struct CagetArgs {
-    /// The PV name.
-    pub pv: String,
+    /// The PV names (read together; one line each, in this order).
+    #[arg(required = true, value_name = "PV")]
+    pub pvs: Vec<String>,
     /// Seconds to wait for the search and the read (caget's -w).
     #[arg(short = 'w', value_name = "SECONDS", default_value = "1", value_parser = seconds)]
     pub wait: Duration,

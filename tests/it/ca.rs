@@ -340,3 +340,47 @@ fn caget_bounds_a_servers_error_text() {
     assert!(!err.contains('\x1b'), "raw escape on stderr: {err}");
     assert!(err.len() < 4 * 512, "{} bytes of stderr", err.len());
 }
+
+/// Several PVs, as caget takes them: one line each in the order given (a repeated PV twice).
+#[test]
+fn several_pvs_print_like_caget() {
+    let Some(ioc) = SoftIoc::start(DB) else {
+        return;
+    };
+    let pvs = ["T:AI", "T:LI", "T:SI", "T:WD", "T:MB", "T:AI"];
+    let reference = ioc.tool("caget").args(pvs).output().expect("caget");
+    let ours = ioc
+        .client(&util::iocrun_bin())
+        .arg("caget")
+        .args(pvs)
+        .output()
+        .expect("iocrun");
+    util::assert_success(&reference);
+    util::assert_success(&ours);
+    assert_eq!(text(&ours).lines().count(), pvs.len(), "{}", text(&ours));
+    util::assert_text_eq("caget T:AI T:LI …", &text(&reference), &text(&ours));
+}
+
+/// One PV missing among several: caget prints nothing and exits 1; so does iocrun, naming it.
+#[test]
+fn one_missing_pv_among_several_fails_like_caget() {
+    let Some(ioc) = SoftIoc::start(DB) else {
+        return;
+    };
+    let args = ["-w", "0.5", "T:AI", "T:NONE", "T:LI"];
+    let reference = ioc.tool("caget").args(args).output().expect("caget");
+    let ours = ioc
+        .client(&util::iocrun_bin())
+        .arg("caget")
+        .args(args)
+        .output()
+        .expect("iocrun");
+    assert_eq!(reference.status.code(), Some(1));
+    assert_eq!(ours.status.code(), reference.status.code());
+    assert_eq!(text(&ours), text(&reference), "nothing on stdout");
+    let err = String::from_utf8_lossy(&ours.stderr);
+    assert!(
+        err.contains("channel connect timed out: some PV(s) not found: 'T:NONE'"),
+        "{err}"
+    );
+}
