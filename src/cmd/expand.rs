@@ -5,6 +5,7 @@
 //! first argument not starting with `-`, and `-V`, `-g`, `-D`, `-h` must be exact. msi's
 //! stderr layout is part of what users see, so this command prints its own messages and
 //! returns the exit status (0, 1, or 2 for `-V` with undefined macros) instead of an error.
+//! The one addition: `--help`, a bad argument to msi, prints the usage on stdout and exits 0.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -31,11 +32,28 @@ const USAGE: &str = "Usage: msi [options] [template]
     -S<FILE>  Expand the substitutions in FILE
 ";
 
+/// `--help`, which msi rejects as a bad argument: the usage under iocrun's name, on stdout.
+fn help() -> String {
+    format!(
+        "iocrun expand: msi (EPICS base 7.0.8.1) built into iocrun, with the same options, output \
+         bytes and exit codes\n(0; 1 for any error; 2 with -V when a macro is undefined).\n\n{}",
+        USAGE.replacen("Usage: msi", "Usage: iocrun expand", 1)
+    )
+}
+
 /// What the command line asked for, or an early exit (usage, bad argument).
 #[derive(Debug)]
 enum Parsed {
-    Run { opts: Options, out: Option<PathBuf> },
-    Exit { message: String, code: u8 },
+    Run {
+        opts: Options,
+        out: Option<PathBuf>,
+    },
+    Exit {
+        message: String,
+        code: u8,
+    },
+    /// `--help`: print to stdout, exit 0.
+    Help,
 }
 
 /// Run `iocrun expand`.
@@ -45,6 +63,10 @@ pub fn run(args: ExpandArgs) -> Result<ExitCode, Error> {
         Parsed::Exit { message, code } => {
             eprint!("{message}");
             return Ok(ExitCode::from(code));
+        }
+        Parsed::Help => {
+            print!("{}", help());
+            return Ok(ExitCode::SUCCESS);
         }
     };
     let mut warn = |w: &str| eprintln!("{w}");
@@ -124,6 +146,10 @@ fn parse(args: Vec<OsString>) -> Parsed {
     while i < args.len() && args[i].first() == Some(&b'-') {
         let arg = &args[i];
         let exact = |flag: &[u8]| arg.as_slice() == flag;
+        if exact(b"--help") {
+            // the one argument msi has no meaning for that iocrun gives one
+            return Parsed::Help;
+        }
         if exact(b"-D") || exact(b"-V") || exact(b"-g") || exact(b"-h") {
             match arg[1] {
                 b'D' => deps = true,
@@ -248,6 +274,7 @@ mod tests {
         match p(args) {
             Parsed::Run { opts, out } => (opts, out),
             Parsed::Exit { message, .. } => panic!("{message}"),
+            Parsed::Help => panic!("help"),
         }
     }
 
@@ -275,6 +302,12 @@ mod tests {
     fn flags_must_be_exact() {
         assert!(matches!(p(&["-Vx"]), Parsed::Exit { code: 1, .. }));
         assert!(matches!(p(&["-h"]), Parsed::Exit { code: 0, .. }));
+        assert!(matches!(p(&["--help"]), Parsed::Help));
+        assert!(matches!(p(&["-I", ".", "--help"]), Parsed::Help));
+        assert!(
+            matches!(p(&["-help"]), Parsed::Exit { code: 1, .. }),
+            "as msi"
+        );
         assert!(matches!(p(&["-D", "-Ss"]), Parsed::Exit { code: 1, .. }));
         let (o, _) = opts(&["-D", "-o", "x", "-V", "-g"]);
         assert!(o.undefined_is_error && o.global_scope);

@@ -340,3 +340,46 @@ fn start_fails_when_a_template_is_missing() {
     );
     assert!(!env.runtime_dir().join("ioc.db").exists());
 }
+
+/// `-h` is msi's own (usage on stderr, exit 0), byte for byte; `--help`, which msi rejects as
+/// a bad argument, prints the usage under iocrun's name on stdout and exits 0.
+#[test]
+fn help_flags() {
+    let Some(bin) = util::epics_bin() else {
+        return;
+    };
+    let msi = Command::new(bin.join("msi"))
+        .arg("-h")
+        .output()
+        .expect("msi -h");
+    let ours = util::iocrun()
+        .args(["expand", "-h"])
+        .output()
+        .expect("iocrun expand -h");
+    assert_eq!(ours.status.code(), msi.status.code());
+    assert_eq!(ours.stdout, msi.stdout);
+    util::assert_text_eq(
+        "expand -h",
+        &String::from_utf8_lossy(&msi.stderr),
+        &String::from_utf8_lossy(&ours.stderr),
+    );
+    let help = util::iocrun()
+        .args(["expand", "--help"])
+        .output()
+        .expect("iocrun expand --help");
+    util::assert_success(&help);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("Usage: iocrun expand [options] [template]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-S<FILE>  Expand the substitutions in FILE"),
+        "{text}"
+    );
+    assert!(
+        help.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+}
