@@ -343,7 +343,8 @@ fn embedded_epics_matches_ibek_support_on_real_instances() {
 
 /// The demo is what the README promises: rendered by iocrun with its built-in definitions and
 /// expanded by `iocrun expand`, its database loads into a plain EPICS base `softIoc` and holds
-/// the records the liveness probe and the demo show.
+/// the records the liveness probe and the demo show; with an IOC name as long as real ones
+/// (beamline, component, device, number), every DESC still fits its 40 characters.
 #[test]
 fn demo_database_loads_into_a_plain_soft_ioc() {
     let Some(bin) = util::epics_bin() else { return };
@@ -351,7 +352,7 @@ fn demo_database_loads_into_a_plain_soft_ioc() {
     let config = util::repo_root().join("examples/demo/config");
     let rendered = env
         .iocrun()
-        .env("IOC_NAME", "demo-test")
+        .env("IOC_NAME", "bl45p-ea-detector-ioc-01")
         .arg("generate")
         .arg(&config)
         .arg("-o")
@@ -372,10 +373,21 @@ fn demo_database_loads_into_a_plain_soft_ioc() {
         .output()
         .expect("run iocrun expand");
     util::assert_success(&expanded);
+    let text = std::fs::read_to_string(&db).expect("ioc.db");
+    for desc in text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("field(DESC, \""))
+    {
+        let value = desc.trim_end_matches("\")");
+        assert!(value.len() <= 40, "DESC longer than 40: {value:?}");
+    }
 
     // iocsh reads these after iocInit; `exit` ends the IOC
-    let commands = "dbgf DEMO-TEST:UPTIME\ndbgf DEMO-TEST:TICK:LIMIT\ndbgf DEMO-TEST:TOCK:LIMIT\n\
-                    dbgf DEMO-TEST:SUM.INPA\nexit\n";
+    let p = "BL45P-EA-DETECTOR-IOC-01";
+    let commands = format!(
+        "dbgf {p}:UPTIME\ndbgf {p}:TICK:LIMIT\ndbgf {p}:TOCK:LIMIT\ndbgf {p}:SUM.INPA\n\
+         dbgf {p}:SUM.DESC\nexit\n"
+    );
     let mut ioc = std::process::Command::new(bin.join("softIoc"))
         .arg("-d")
         .arg(&db)
@@ -394,12 +406,14 @@ fn demo_database_loads_into_a_plain_soft_ioc() {
         .expect("write commands");
     let out = ioc.wait_with_output().expect("softIoc exits");
     let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    assert!(!text.contains("Error"), "softIoc reported errors:\n{text}");
+    for error in ["Error", "ERROR", "Can't set"] {
+        assert!(!text.contains(error), "softIoc reported errors:\n{text}");
+    }
     let values: Vec<&str> = text
         .lines()
         .filter_map(|l| l.split_once("DBF_").map(|(_, v)| v.trim()))
         .collect();
-    assert_eq!(values.len(), 4, "every record answers dbgf:\n{text}");
+    assert_eq!(values.len(), 5, "every record answers dbgf:\n{text}");
     assert!(
         values[0].starts_with("DOUBLE:"),
         "UPTIME is numeric: {}",
@@ -408,8 +422,12 @@ fn demo_database_loads_into_a_plain_soft_ioc() {
     assert_eq!(values[1], "DOUBLE:         100");
     assert_eq!(values[2], "DOUBLE:         10");
     assert!(
-        values[3].contains("DEMO-TEST:TICK CP"),
+        values[3].contains(&format!("{p}:TICK CP")),
         "SUM reads TICK: {}",
         values[3]
+    );
+    assert_eq!(
+        values[4],
+        "STRING:         \"Sum of the counters in INPA and INPB\""
     );
 }
