@@ -335,10 +335,7 @@ impl InputFilter {
         {
             match self.who {
                 Typist::Client(id) => hub.tell(id, &stop_key_hint(key, "Ctrl-] (iocrun attach)")),
-                Typist::Stdin => hub.notice(&stop_key_hint(
-                    key,
-                    "Ctrl-P Ctrl-Q (kubectl attach, podman attach)",
-                )),
+                Typist::Stdin => hub.notice(&stop_key_hint(key, stdin_leave_keys())),
             }
         }
         let Some(guard) = self.guard.as_mut() else {
@@ -352,6 +349,17 @@ impl InputFilter {
             ));
         }
         kept
+    }
+}
+
+/// How the person on iocrun's stdin gets out: as a container's PID 1 its terminal is
+/// `kubectl attach`/`podman attach`, which detach on Ctrl-P Ctrl-Q; otherwise it is someone's
+/// own terminal, and closing it stops iocrun (see `supervise::interactive`).
+fn stdin_leave_keys() -> &'static str {
+    if std::process::id() == 1 {
+        "Ctrl-P Ctrl-Q (kubectl attach, podman attach)"
+    } else {
+        "`exit` (ends the IOC) or by closing this terminal"
     }
 }
 

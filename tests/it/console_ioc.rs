@@ -497,8 +497,9 @@ fn ctrl_d_and_ctrl_c_through_iocrun_attach_leave_softioc_running() {
 }
 
 /// The guard on iocrun's own stdin, a terminal as under `kubectl attach -it` / `podman run
-/// -it`, with iocrun as a subreaper and as PID 1: the IOC keeps its pid, the hint names the
-/// runtime's detach keys, and a typed `exit` still ends softIoc (and with it iocrun).
+/// -it` (PID 1) or in someone's shell (a subreaper): the IOC keeps its pid, the hint says how
+/// to leave (the runtime's detach keys as PID 1), and a typed `exit` still ends softIoc (and
+/// with it iocrun).
 #[test]
 fn ctrl_c_and_ctrl_d_on_iocruns_terminal_leave_softioc_running() {
     let Some(bin) = util::epics_bin() else { return };
@@ -508,11 +509,14 @@ fn ctrl_c_and_ctrl_d_on_iocruns_terminal_leave_softioc_running() {
         let mut t = OnTerminal::spawn(mode, cmd);
         t.until("epics>");
         t.type_keys(b"\x03");
-        t.until(
-            "Ctrl-C not sent: it would stop the IOC. Leave with Ctrl-P Ctrl-Q (kubectl attach, \
-             podman attach); to send Ctrl-C/Ctrl-D, run iocrun with --console-guard off \
-             (IOCRUN_CONSOLE_GUARD=off)",
-        );
+        let leave = match mode {
+            Mode::Pid1 => "Ctrl-P Ctrl-Q (kubectl attach, podman attach)",
+            Mode::Subreaper => "`exit` (ends the IOC) or by closing this terminal",
+        };
+        t.until(&format!(
+            "Ctrl-C not sent: it would stop the IOC. Leave with {leave}; to send Ctrl-C/Ctrl-D, \
+             run iocrun with --console-guard off (IOCRUN_CONSOLE_GUARD=off)"
+        ));
         t.type_keys(b"\x04");
         t.type_keys(b"dbl\r");
         let out = t.until("CONSOLE:TEST:CALC");
