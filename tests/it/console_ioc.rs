@@ -286,8 +286,15 @@ struct OnTerminal {
 }
 
 impl OnTerminal {
-    /// Run `cmd` on a new 24x80 terminal; in PID-1 mode as PID 1 of a new PID namespace.
+    /// Run `cmd` on a new terminal, its controlling one; in PID-1 mode as PID 1 of a new PID
+    /// namespace.
     fn spawn(mode: Mode, cmd: Command) -> OnTerminal {
+        OnTerminal::spawn_with(mode, cmd, true)
+    }
+
+    /// As [`OnTerminal::spawn`]; with `controlling` false the terminal is only the process's
+    /// stdin/stdout/stderr (no new session), so its hang-up sends no SIGHUP: reads just fail.
+    fn spawn_with(mode: Mode, cmd: Command, controlling: bool) -> OnTerminal {
         let mut cmd = pid1::in_mode(mode, cmd);
         let (master, slave) = open_terminal();
         cmd.stdin(Stdio::from(slave.try_clone().expect("dup")))
@@ -295,7 +302,10 @@ impl OnTerminal {
             .stderr(Stdio::from(slave));
         // SAFETY: setsid and ioctl are async-signal-safe; nothing else runs between fork and exec
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                if !controlling {
+                    return Ok(());
+                }
                 if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -528,13 +538,19 @@ fn ctrl_c_and_ctrl_d_on_iocruns_terminal_leave_softioc_running() {
 }
 
 /// Closing the terminal of an interactive run (not PID 1) stops the IOC and ends iocrun,
-/// although the restart policy is `always`.
+/// although the restart policy is `always`: when the terminal is iocrun's controlling one
+/// (SIGHUP from the kernel) and when it is only its stdin (reads fail, no signal).
 #[test]
 fn a_hung_up_terminal_stops_an_interactive_iocrun() {
     let Some(bin) = util::epics_bin() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cmd = soft_ioc_alone(&bin, dir.path(), "always");
-    let mut t = OnTerminal::spawn(Mode::Subreaper, cmd);
+    for controlling in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cmd = soft_ioc_alone(&bin, dir.path(), "always");
+        hang_up_and_check(OnTerminal::spawn_with(Mode::Subreaper, cmd, controlling));
+    }
+}
+
+fn hang_up_and_check(mut t: OnTerminal) {
     let out = t.until("epics>");
     let ioc: i32 = out
         .split("started pid ")
