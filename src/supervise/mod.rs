@@ -546,10 +546,10 @@ impl<S: Sys> Supervisor<S> {
                 self.restart_now = Some(reason);
                 self.send(Target::Group(pid), libc::SIGKILL);
             }
-            None => {
-                // in backoff: the pending restart happens now, and counts as this one
-                self.restart_at = Some(Instant::now());
-            }
+            // in backoff: the pending restart happens now (already counted by its own reason)
+            None if self.restart_at.is_some() => self.restart_at = Some(Instant::now()),
+            // not started yet: the first start is coming anyway, a second would run twice
+            None => {}
         }
     }
 

@@ -362,6 +362,16 @@ async fn restart_control_kills_and_respawns_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_restart_asked_before_the_first_start_starts_one_child() {
+    let restart = Event::Control(Control::Restart(RestartReason::Request));
+    let mut r = rig_with(FakeSys::new(), config(quick(Restart::Never)), &[restart]);
+    r.running().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(r.spawn_times(), secs(&[0]));
+    assert_eq!(r.state.borrow().restarts.total(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failed_spawn_exits_with_the_shell_code() {
     let fake = FakeSys::new();
     fake.world().spawn_fails = true;
