@@ -430,4 +430,35 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "two");
     }
+
+    #[test]
+    fn socket_paths_are_judged_without_changing_anything() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = |name: &str| tmp.path().join(name);
+        let judge = |name: &str| check_socket_path(&at(name), "IOCRUN_X");
+        assert!(matches!(judge("missing"), Ok(SocketSlot::Free)));
+        drop(std::os::unix::net::UnixListener::bind(at("stale")).unwrap());
+        assert!(matches!(judge("stale"), Ok(SocketSlot::Stale)));
+        let _live = std::os::unix::net::UnixListener::bind(at("live")).unwrap();
+        let err = judge("live").unwrap_err().to_string();
+        assert!(err.contains("in use") && err.contains("IOCRUN_X"), "{err}");
+        fs::create_dir(at("dir")).unwrap();
+        nix::unistd::mkfifo(&at("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::os::unix::fs::symlink(at("live"), at("link")).unwrap();
+        for (name, what) in [
+            ("dir", "a folder"),
+            ("fifo", "a FIFO"),
+            ("link", "a symbolic link"),
+        ] {
+            let err = judge(name).unwrap_err().to_string();
+            assert!(err.contains(what), "{name}: {err}");
+        }
+        // clearing removes only the stale socket
+        clear_socket_path(&at("stale"), "IOCRUN_X").unwrap();
+        assert!(!at("stale").exists());
+        assert!(clear_socket_path(&at("link"), "IOCRUN_X").is_err());
+        for kept in ["live", "dir", "fifo", "link"] {
+            assert!(fs::symlink_metadata(at(kept)).is_ok(), "{kept} removed");
+        }
+    }
 }
