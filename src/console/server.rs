@@ -353,11 +353,13 @@ impl InputFilter {
 }
 
 /// How the person on iocrun's stdin gets out: as a container's PID 1 its terminal is
-/// `kubectl attach`/`podman attach`, which detach on Ctrl-P Ctrl-Q; otherwise it is someone's
-/// own terminal, and closing it stops iocrun (see `supervise::interactive`).
+/// `podman attach` (detach keys Ctrl-P Ctrl-Q) or `kubectl attach` (no detach keys: with
+/// containerd Ctrl-P Ctrl-Q does not work, kubernetes#134996; closing the terminal leaves the
+/// IOC running); otherwise it is someone's own terminal, and closing it stops iocrun (see
+/// `supervise::interactive`).
 fn stdin_leave_keys() -> &'static str {
     if std::process::id() == 1 {
-        "Ctrl-P Ctrl-Q (kubectl attach, podman attach)"
+        "Ctrl-P Ctrl-Q (podman attach) or by closing this terminal (kubectl attach)"
     } else {
         "`exit` (ends the IOC) or by closing this terminal"
     }

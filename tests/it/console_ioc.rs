@@ -520,7 +520,9 @@ fn ctrl_c_and_ctrl_d_on_iocruns_terminal_leave_softioc_running() {
         t.until("epics>");
         t.type_keys(b"\x03");
         let leave = match mode {
-            Mode::Pid1 => "Ctrl-P Ctrl-Q (kubectl attach, podman attach)",
+            Mode::Pid1 => {
+                "Ctrl-P Ctrl-Q (podman attach) or by closing this terminal (kubectl attach)"
+            }
             Mode::Subreaper => "`exit` (ends the IOC) or by closing this terminal",
         };
         t.until(&format!(
