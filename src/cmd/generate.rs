@@ -27,6 +27,8 @@ pub struct Generated {
     /// Why (some of) the PVI screens are missing; `None` when they were all published or
     /// `--no-pvi` was given. The start sequence and metrics read this.
     pub pvi_failed: Option<String>,
+    /// The `IOC` prefix of each iocStats entity (exported as PV metrics by `start`).
+    pub iocstats_prefixes: Vec<String>,
 }
 
 /// Run the subcommand.
@@ -65,7 +67,10 @@ pub fn generate(args: &GenerateArgs, paths: &Paths) -> Result<Generated, Error> 
         .output
         .clone()
         .unwrap_or_else(|| paths.runtime_dir.clone());
-    let mut generated = Generated::default();
+    let mut generated = Generated {
+        iocstats_prefixes: out.iocstats_prefixes.clone(),
+        ..Generated::default()
+    };
     let mut templates = Vec::new();
     if inputs.pvi {
         let made = make_pvi(&inputs, &out)?;

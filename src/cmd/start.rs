@@ -77,7 +77,11 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
     let supervisor = Supervisor::new(RealSys::new(pty), config(&args), sink.clone(), state);
     let (stop, stopped) = watch::channel(None::<i32>);
     install_signals(supervisor.handle(), stop)?;
-    let serve_cfg = serve::ServeConfig::resolve(&args.serve, |n| std::env::var(n).ok());
+    let mut serve_cfg = serve::ServeConfig::resolve(&args.serve, |n| std::env::var(n).ok());
+    match serve::load_pv_metrics(&args.serve, |n| std::env::var(n).ok()) {
+        Ok(entries) => serve_cfg.pv.entries = entries,
+        Err(err) => return Ok(fail_now(&err.into(), args.fail_pause)),
+    }
     let code = runtime.block_on(async {
         let (done, done_rx) = watch::channel(false);
         let console = tokio::spawn(serve_console(
@@ -256,6 +260,7 @@ fn step5_render(paths: &Paths, health: &watch::Sender<Health>) -> Result<(), Err
     health.send_modify(|h| {
         h.pvi_failures = u64::from(generated.pvi_failed.is_some());
         h.opi_files = bobs;
+        h.iocstats_prefixes = generated.iocstats_prefixes;
     });
     Ok(())
 }

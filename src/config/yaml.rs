@@ -23,8 +23,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Value, ConfigError> {
     parse_located(path, text).map(|(v, _)| v)
 }
 
-/// Where the items of the top-level `entities:` list and their keys are (1-based line, 1-based
-/// column), for error messages.
+/// Where the items of the top-level `entities:` list (or of a top-level list, as in a
+/// `--pv-metrics` file) and their keys are (1-based line, 1-based column), for error messages.
 #[derive(Debug, Clone, Default)]
 pub struct EntityLocations {
     pub items: Vec<(usize, usize)>,
@@ -103,26 +103,35 @@ struct Builder {
 }
 
 impl Builder {
-    /// Record positions: an item of the top-level `entities` list starts, or a key of one.
+    /// Record positions: an item of the top-level list or `entities` list starts, or a key of one.
     fn note_start(&mut self, line: usize, col: usize, scalar: Option<&str>) {
         match self.stack.as_slice() {
-            [Frame::Map(_, Some(k), _), Frame::Seq(items, _)] if k.as_str() == Some("entities") => {
-                let _ = items;
+            [Frame::Seq(_, _)] => {
                 self.locations.items.push((line, col));
                 self.locations.keys.push(Vec::new());
             }
+            [Frame::Map(_, Some(k), _), Frame::Seq(_, _)] if k.as_str() == Some("entities") => {
+                self.locations.items.push((line, col));
+                self.locations.keys.push(Vec::new());
+            }
+            [Frame::Seq(_, _), Frame::Map(_, None, _)] => self.note_key(line, col, scalar),
             [Frame::Map(_, Some(k), _), Frame::Seq(_, _), Frame::Map(_, None, _)]
                 if k.as_str() == Some("entities") =>
             {
-                if let (Some(name), Some(keys)) = (scalar, self.locations.keys.last_mut()) {
-                    keys.push((name.to_owned(), line, col));
-                    // a block mapping's start mark can sit after its first key
-                    if let Some(item) = self.locations.items.last_mut() {
-                        *item = (*item).min((line, col));
-                    }
-                }
+                self.note_key(line, col, scalar);
             }
             _ => {}
+        }
+    }
+
+    /// A key of the current list item starts.
+    fn note_key(&mut self, line: usize, col: usize, scalar: Option<&str>) {
+        if let (Some(name), Some(keys)) = (scalar, self.locations.keys.last_mut()) {
+            keys.push((name.to_owned(), line, col));
+            // a block mapping's start mark can sit after its first key
+            if let Some(item) = self.locations.items.last_mut() {
+                *item = (*item).min((line, col));
+            }
         }
     }
 

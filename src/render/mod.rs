@@ -60,6 +60,8 @@ pub struct Outputs {
     pub index_title: String,
     /// The `ioc_name` global at the end (the last instance file's).
     pub ioc_name: String,
+    /// The `IOC` argument of each devIocStats admin entity, in order (for the PV metrics).
+    pub iocstats_prefixes: Vec<String>,
 }
 
 /// One entity that failed validation or Phase-1 rendering.
@@ -213,7 +215,21 @@ fn render_instances(
         pvi,
         index_title: index_title.unwrap_or_default(),
         ioc_name: engine.ioc_name(),
+        iocstats_prefixes: iocstats_prefixes(&entities),
     })
+}
+
+/// The entity types of ibek-support's iocStats module that load the devIocStats admin records.
+const IOCSTATS_TYPES: [&str; 2] = ["devIocStats.iocAdminSoft", "devIocStats.iocAdminVxWorks"];
+
+/// The `IOC` prefix of every enabled devIocStats admin entity.
+fn iocstats_prefixes(entities: &[Arc<Entity>]) -> Vec<String> {
+    entities
+        .iter()
+        .filter(|e| IOCSTATS_TYPES.contains(&e.type_name.as_str()) && e.enabled())
+        .filter_map(|e| e.get("IOC").map(|v| pyvalue::py_str(&v)))
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// `ioc_name` rendered with an empty context and the globals (spec §2.1).

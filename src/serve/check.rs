@@ -118,12 +118,7 @@ async fn check_once(
 ) -> Result<(Duration, Option<f64>), CaError> {
     let started = Instant::now();
     let deadline = started + cfg.timeout;
-    let mut local = match pid {
-        Some(pid) if !cfg.remote => listening_addrs(pid),
-        _ => Vec::new(),
-    };
-    // the CA server port first: an IOC with QSRV also listens for pvAccess
-    local.sort_by_key(|a| a.port() != cfg.ca.server_port);
+    let local = local_servers(&cfg.ca, cfg.remote, pid);
     let mut last = None;
     for (i, addr) in local.iter().enumerate() {
         // share the time out, so one silent port cannot use all of it
@@ -142,6 +137,17 @@ async fn check_once(
     Err(last.unwrap_or(CaError::NotFound { pv: pv.to_owned() }))
 }
 
+/// Where the IOC process `pid` listens, to try before any search: the CA server port first
+/// (an IOC with QSRV also listens for pvAccess); nothing for a remote IOC or an unknown pid.
+pub(super) fn local_servers(ca: &ca::Config, remote: bool, pid: Option<u32>) -> Vec<SocketAddr> {
+    let mut local = match pid {
+        Some(pid) if !remote => listening_addrs(pid),
+        _ => Vec::new(),
+    };
+    local.sort_by_key(|a| a.port() != ca.server_port);
+    local
+}
+
 /// The `epics_ioc_ca_probes_total{result}` label of a failure.
 fn result_label(e: &CaError) -> &'static str {
     match e {
@@ -155,7 +161,7 @@ fn result_label(e: &CaError) -> &'static str {
 }
 
 /// devIocStats' UPTIME text (`00:01:02`, `3 days, 04:05:06`) in seconds.
-fn uptime(values: &Values) -> Option<f64> {
+pub(super) fn uptime(values: &Values) -> Option<f64> {
     let Values::Strings(s) = values else {
         return None;
     };

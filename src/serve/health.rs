@@ -97,6 +97,9 @@ pub struct Health {
     pub pvi_failures: u64,
     /// `.bob` files published to the OPI folder.
     pub opi_files: u64,
+    /// The `IOC` prefix of each iocStats entity of the rendered instance (its devIocStats
+    /// PVs are exported as `epics_ioc_stats_*`).
+    pub iocstats_prefixes: Vec<String>,
 }
 
 impl Health {

@@ -33,6 +33,8 @@ pub struct Settings {
     pub live_failures: u32,
     /// Where autosave writes its `.sav` files (`/autosave` in the images).
     pub autosave_dir: Option<std::path::PathBuf>,
+    /// The PV metrics kept current by the monitor task (with `--http` only).
+    pub pv_table: Option<Arc<super::pvmetrics::Table>>,
 }
 
 impl AppState {
@@ -99,7 +101,11 @@ async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Resp
             .map(metrics::autosave_ages)
             .unwrap_or_default(),
     };
-    let text = metrics::openmetrics(&snapshot);
+    // the PV values are read from memory: a scrape sends no Channel Access message
+    let text = match &state.settings.pv_table {
+        Some(table) => metrics::openmetrics_with(&snapshot, |reg| table.register(reg)),
+        None => metrics::openmetrics(&snapshot),
+    };
     if wants_classic(&headers) {
         (
             [(header::CONTENT_TYPE, metrics::CLASSIC_TYPE)],

@@ -45,12 +45,17 @@ pub struct Snapshot<'a> {
     pub autosave_ages: Vec<(String, f64)>,
 }
 
-type Labels = Vec<(String, String)>;
-type F64Gauge = Gauge<f64, AtomicU64>;
+pub(super) type Labels = Vec<(String, String)>;
+pub(super) type F64Gauge = Gauge<f64, AtomicU64>;
 type F64Counter = Counter<f64, AtomicU64>;
 
 /// The snapshot as OpenMetrics text (ends with `# EOF`).
 pub fn openmetrics(s: &Snapshot) -> String {
+    openmetrics_with(s, |_| {})
+}
+
+/// The snapshot and whatever `more` registers (the PV metrics) as OpenMetrics text.
+pub fn openmetrics_with(s: &Snapshot, more: impl FnOnce(&mut Registry)) -> String {
     let mut reg = Registry::default();
     info(&mut reg, s.info);
     supervisor(&mut reg, s.health);
@@ -70,6 +75,7 @@ pub fn openmetrics(s: &Snapshot) -> String {
     if let Some(p) = s.me {
         process(&mut reg, "process", "the iocrun supervisor", &p, true);
     }
+    more(&mut reg);
     let mut out = String::new();
     // writing into a String cannot fail
     let _ = encode(&mut out, &reg);
@@ -328,7 +334,7 @@ fn gauge(reg: &mut Registry, name: &str, help: &str, value: f64) {
     reg.register(name, help, g);
 }
 
-fn counter(reg: &mut Registry, name: &str, help: &str, value: f64) {
+pub(super) fn counter(reg: &mut Registry, name: &str, help: &str, value: f64) {
     let c = F64Counter::default();
     c.inc_by(value);
     reg.register(name, help, c);

@@ -24,6 +24,7 @@ mod health;
 mod http;
 mod metrics;
 mod procstat;
+pub mod pvmetrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -102,6 +103,21 @@ pub struct ServeArgs {
         default_value = "/autosave"
     )]
     pub autosave_dir: PathBuf,
+    /// YAML list of PVs to export as gauges, pushed by CA monitors (see docs/metrics.md).
+    #[arg(long, env = "IOCRUN_PV_METRICS", value_name = "FILE")]
+    pub pv_metrics: Option<PathBuf>,
+}
+
+/// The entries of `--pv-metrics`, checked (none without the flag); `get` looks up the
+/// `$(IOC_PREFIX)` and `$(IOC_NAME)` macros.
+pub fn load_pv_metrics(
+    args: &ServeArgs,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<pvmetrics::Entry>, crate::config::ConfigError> {
+    match &args.pv_metrics {
+        Some(path) => pvmetrics::load(path, get),
+        None => Ok(Vec::new()),
+    }
 }
 
 impl ServeArgs {
@@ -118,6 +134,8 @@ pub struct ServeConfig {
     pub control_socket: Option<PathBuf>,
     pub check: CheckConfig,
     pub settings: Settings,
+    /// The PV monitors behind `/metrics` (run only with `--http`).
+    pub pv: pvmetrics::PvConfig,
 }
 
 impl ServeConfig {
@@ -157,6 +175,12 @@ impl ServeConfig {
                 checks_on: pv.is_some(),
                 live_failures: args.live_failures.max(1),
                 autosave_dir: Some(args.autosave_dir.clone()),
+                pv_table: None,
+            },
+            pv: pvmetrics::PvConfig {
+                entries: Vec::new(),
+                ca: ca.clone(),
+                remote: remote.is_some(),
             },
             check: CheckConfig {
                 pv,
@@ -178,12 +202,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let (ca_tx, ca_rx) = watch::channel(CaReport::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut settings = cfg.settings;
+    if cfg.http_addr.is_some() {
+        let table = Arc::new(pvmetrics::Table::default());
+        tasks.spawn(pvmetrics::run(cfg.pv, table.clone(), health.clone()));
+        settings.pv_table = Some(table);
+    }
     let state = AppState {
         health: health.clone(),
         ca: ca_rx,
-        settings: Arc::new(cfg.settings),
+        settings: Arc::new(settings),
     };
-    let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(check::run(cfg.check, health, ca_tx));
     let mut bound = None;
     if let Some(path) = &cfg.control_socket {

@@ -37,6 +37,7 @@ fn busy_health() -> Health {
         }],
         pvi_failures: 1,
         opi_files: 4,
+        iocstats_prefixes: Vec::new(),
     }
 }
 
@@ -179,6 +180,7 @@ async fn probes_follow_a_real_ioc_found_through_proc() {
         ca_check_timeout: 1.0,
         live_failures: 2,
         autosave_dir: dir.path().to_owned(),
+        pv_metrics: None,
     };
     // no search can reach the IOC: only its own listening socket, found through /proc, can
     let cfg = serve::ServeConfig::resolve(&args, |name| {

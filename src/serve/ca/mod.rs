@@ -1,16 +1,18 @@
-//! Channel Access, just enough to read one PV: the wire codec (`proto`), a one-shot client
-//! (`client`: UDP search, TCP read) and caget's text format (`format`).
+//! Channel Access, just enough to read one PV and to monitor a few thousand: the wire codec
+//! (`proto`), a one-shot client (`client`: UDP search, TCP read), caget's text format
+//! (`format`), and subscriptions on one circuit (`monitor`, behind `--pv-metrics`).
 //!
 //! Used by `iocrun caget` and by the liveness check, which reads the IOC's UPTIME PV the way
 //! the epics-containers `liveness.sh` does with `caget` (`spec/deploy-k8s.md` §2.5, §5).
 
 mod client;
 mod format;
+pub mod monitor;
 mod proto;
 
 pub use client::{get, read, search, Config, Reading, DEFAULT_SERVER_PORT};
 pub use format::caget_line;
-pub use proto::{TimeValue, Values, DEFAULT_MAX_ARRAY_BYTES};
+pub use proto::{dbr, TimeValue, Values, DEFAULT_MAX_ARRAY_BYTES};
 
 /// A Channel Access read that failed.
 #[derive(Debug, thiserror::Error)]

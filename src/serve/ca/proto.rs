@@ -13,6 +13,9 @@ pub const MINOR_VERSION: u16 = 13;
 /// Command codes (§5.2).
 pub mod cmd {
     pub const VERSION: u16 = 0;
+    /// A subscription (client → server) and each of its updates (server → client).
+    pub const EVENT_ADD: u16 = 1;
+    pub const EVENT_CANCEL: u16 = 2;
     pub const SEARCH: u16 = 6;
     pub const ERROR: u16 = 11;
     pub const CLEAR_CHANNEL: u16 = 12;
@@ -20,6 +23,7 @@ pub mod cmd {
     pub const CREATE_CHAN: u16 = 18;
     pub const CLIENT_NAME: u16 = 20;
     pub const HOST_NAME: u16 = 21;
+    pub const ECHO: u16 = 23;
     pub const CREATE_CH_FAIL: u16 = 26;
     pub const SERVER_DISCONN: u16 = 27;
 }
@@ -115,6 +119,28 @@ pub fn read_notify(dbr_type: u16, count: u16, sid: u32, ioid: u32) -> Vec<u8> {
     encode(cmd::READ_NOTIFY, dbr_type, count, sid, ioid, &[])
 }
 
+/// The `DBE_*` event mask bits of a subscription: value changes and alarm changes.
+pub const DBE_VALUE: u16 = 1;
+pub const DBE_ALARM: u16 = 4;
+
+/// `CA_PROTO_EVENT_ADD`: subscribe to `count` elements of server channel `sid` as `dbr_type`,
+/// updates tagged `subid`; the payload carries the (unused) deadband floats and the mask.
+pub fn event_add(dbr_type: u16, count: u16, sid: u32, subid: u32, mask: u16) -> Vec<u8> {
+    let mut payload = [0u8; 16];
+    payload[12..14].copy_from_slice(&mask.to_be_bytes());
+    encode(cmd::EVENT_ADD, dbr_type, count, sid, subid, &payload)
+}
+
+/// `CA_PROTO_EVENT_CANCEL` of subscription `subid` on server channel `sid`.
+pub fn event_cancel(dbr_type: u16, count: u16, sid: u32, subid: u32) -> Vec<u8> {
+    encode(cmd::EVENT_CANCEL, dbr_type, count, sid, subid, &[])
+}
+
+/// `CA_PROTO_ECHO`: the server answers with the same message (a keepalive).
+pub fn echo() -> Vec<u8> {
+    encode(cmd::ECHO, 0, 0, 0, 0, &[])
+}
+
 /// `CA_PROTO_CLEAR_CHANNEL`.
 pub fn clear_channel(sid: u32, cid: u32) -> Vec<u8> {
     encode(cmd::CLEAR_CHANNEL, 0, 0, sid, cid, &[])
@@ -204,6 +230,28 @@ pub mod dbr {
     pub const LONG: u16 = 5;
     pub const DOUBLE: u16 = 6;
     pub const TIME_OFFSET: u16 = 14;
+    /// `DBR_GR_ENUM`: alarm, then the state strings, then the value.
+    pub const GR_ENUM: u16 = 24;
+}
+
+/// `MAX_ENUM_STATES` and `MAX_ENUM_STRING_SIZE` of a `dbr_gr_enum`.
+const ENUM_STATES: usize = 16;
+const ENUM_STRING_SIZE: usize = 26;
+
+/// The state strings of a `DBR_GR_ENUM` payload (`no_str` of them, at most 16), each up to
+/// its NUL.
+pub fn decode_enum_strings(payload: &[u8]) -> Result<Vec<String>, CaError> {
+    let short = || CaError::Protocol(format!("short enum reply: {} bytes", payload.len()));
+    let n = payload.get(4..6).ok_or_else(short)?;
+    let n = usize::from(u16::from_be_bytes([n[0], n[1]])).min(ENUM_STATES);
+    let table = payload
+        .get(6..6 + ENUM_STATES * ENUM_STRING_SIZE)
+        .ok_or_else(short)?;
+    Ok(table
+        .chunks_exact(ENUM_STRING_SIZE)
+        .take(n)
+        .map(payload_text)
+        .collect())
 }
 
 /// `MAX_STRING_SIZE`: a `DBR_STRING` element is always 40 bytes.
@@ -434,6 +482,32 @@ mod tests {
             decode_time(14, 1, &s).unwrap().values,
             Values::Strings(vec![b"00:01:02".to_vec()])
         );
+    }
+
+    #[test]
+    fn event_add_carries_the_mask_after_three_floats() {
+        assert_eq!(
+            hex(&event_add(20, 1, 4, 9, DBE_VALUE | DBE_ALARM)),
+            "00 01 00 10 00 14 00 01 00 00 00 04 00 00 00 09 \
+             00 00 00 00 00 00 00 00 00 00 00 00 00 05 00 00"
+        );
+        assert_eq!(
+            hex(&event_cancel(20, 1, 4, 9)),
+            "00 02 00 00 00 14 00 01 00 00 00 04 00 00 00 09"
+        );
+    }
+
+    #[test]
+    fn decodes_enum_state_strings() {
+        let mut p = vec![0, 0, 0, 0, 0, 2];
+        for s in ["Off", "On", "junk"] {
+            let mut field = s.as_bytes().to_vec();
+            field.resize(ENUM_STRING_SIZE, 0);
+            p.extend(field);
+        }
+        p.resize(6 + 16 * 26 + 2, 0);
+        assert_eq!(decode_enum_strings(&p).unwrap(), vec!["Off", "On"]);
+        assert!(decode_enum_strings(&p[..100]).is_err());
     }
 
     #[test]
