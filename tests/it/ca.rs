@@ -82,14 +82,14 @@ impl Drop for SoftIoc {
 }
 
 /// Channel Access settings that confine a client or server to loopback at `port`.
-fn ca_env(cmd: &mut Command, port: u16) -> &mut Command {
+pub fn ca_env(cmd: &mut Command, port: u16) -> &mut Command {
     cmd.env("EPICS_CA_SERVER_PORT", port.to_string())
         .env("EPICS_CA_REPEATER_PORT", (port + 1).to_string())
         .env("EPICS_CA_ADDR_LIST", "127.0.0.1")
         .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }

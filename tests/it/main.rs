@@ -13,6 +13,7 @@ mod msi_gen; // seeded input generator for the msi property test
 mod pid1; // PID-1 duties T1-T8, as subreaper and as real PID 1
 mod place_files; // iocrun place-files vs ibek runtime place-files
 mod pvi;
+mod pvmetrics; // PV values as metrics through CA monitors, on a real softIoc under iocrun start
 mod render; // iocrun generate vs ibek runtime generate2: conformance cases, probes, sdist samples
 mod render_fixtures; // our instances over real support modules vs ibek 4.8.2 goldens; embedded epics.*
 mod schema; // iocrun schema vs ibek ioc generate-schema; validated with jsonschema/check-jsonschema
