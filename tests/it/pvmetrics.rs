@@ -208,26 +208,9 @@ fn strict_parse(text: &str) {
     };
     let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
                   fams = list(p(sys.stdin.read()))\nassert any(f.name == 'epics_pv_connected' for f in fams)";
-    let mut child = Command::new(python)
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("python");
-    assert!(
-        out.status.success(),
-        "strict parser rejected /metrics:\n{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", script]);
+    crate::serve::check_with(cmd, text);
 }
 
 #[test]

@@ -81,7 +81,7 @@ async fn scrape(accept: &str) -> String {
 }
 
 /// Run a checker with `text` on stdin; panics with its output when it rejects the text.
-fn check_with(mut cmd: Command, text: &str) {
+pub fn check_with(mut cmd: Command, text: &str) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
