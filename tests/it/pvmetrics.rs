@@ -125,7 +125,6 @@ impl Run {
             .env("IOCRUN_HTTP_ADDR", &http)
             .env("IOCRUN_PV_METRICS", &file)
             .env("IOCRUN_RESTART_DELAY", "3s")
-            .env("IOCRUN_CA_CHECK_PV", "none")
             .env("IBEK_DO_WAIT_DISABLE", "true")
             .env("RUST_LOG", "iocrun=debug")
             .stdin(Stdio::null())
@@ -263,6 +262,19 @@ fn pv_values_follow_caput_disconnect_and_restart_without_scrape_traffic() {
         "HIHI alarm is MAJOR:\n{after}"
     );
 
+    // the dashboard and the alert examples use only names iocrun exports
+    let all = run.until("the CA check", |t| {
+        has(t, "epics_ioc_ca_probe_success 1.0") && t.contains("epics_ioc_ca_probe_duration_seconds ")
+    });
+    for name in documented_metric_names() {
+        let family = name.strip_suffix("_total").unwrap_or(&name);
+        assert!(
+            all.lines()
+                .any(|l| l.starts_with(&format!("# TYPE {family} "))),
+            "docs use {name}, which /metrics does not have:\n{all}"
+        );
+    }
+
     // scrapes send nothing: the sent-message count does not move across scrapes
     let sent = |t: &str| sample(t, "epics_ioc_ca_messages_sent_total");
     let before = sent(&run.scrape());
@@ -292,6 +304,55 @@ fn pv_values_follow_caput_disconnect_and_restart_without_scrape_traffic() {
     });
     strict_parse(&back);
     assert_ne!(run.ioc_pid(), Some(pid), "a new IOC process");
+}
+
+/// Every `epics_*` and `process_*` name in the dashboard's and the alert rules' expressions.
+fn documented_metric_names() -> Vec<String> {
+    let docs = util::repo_root().join("docs");
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(docs.join("grafana-ioc-dashboard.json")).expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    let rules: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(docs.join("prometheus-alerts.yaml")).expect("alerts"),
+    )
+    .expect("the alerts are YAML");
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            exprs.push(rule["expr"].as_str().expect("expr").to_owned());
+        }
+    }
+    assert!(exprs.len() > 10, "{exprs:?}");
+    let word = regex::Regex::new(r"\b(?:epics|process)_[a-z0-9_]+").expect("regex");
+    let mut names: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| word.find_iter(e).map(|m| m.as_str().to_owned()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn the_alert_examples_pass_promtool() {
+    let Ok(_) = Command::new("promtool").arg("--version").output() else {
+        assert!(!util::in_ci(), "CI=true but promtool is missing");
+        util::skip("promtool not installed");
+        return;
+    };
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(util::repo_root().join("docs/prometheus-alerts.yaml"))
+        .output()
+        .expect("promtool");
+    util::assert_success(&out);
 }
 
 #[test]

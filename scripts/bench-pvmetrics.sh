@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# PV metrics benchmark: what monitoring the IOC's own PVs costs iocrun.
+#   A softIoc serves N calc records processed at 10 Hz each (SCAN ".1 second"); one iocrun
+#   supervises it with --pv-metrics naming all N, another iocrun supervises `sleep` with no
+#   PV metrics (idle). Over a window of W seconds: each iocrun's CPU share (utime+stime from
+#   /proc) and RSS, the monitor updates received per second, and the /metrics latency of both
+#   (hyperfine, curl).
+# Usage: scripts/bench-pvmetrics.sh [N=1000] [W=20]   (IOCRUN_BIN overrides the binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source "${IOCRUN_TOOLS:-$HOME/.cache/iocrun/tools}/env.sh"
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+
+n=${1:-1000}
+window=${2:-20}
+port=$(( 20000 + RANDOM % 20000 ))
+export EPICS_CA_SERVER_PORT=$port EPICS_CA_REPEATER_PORT=$((port + 1))
+export EPICS_CA_ADDR_LIST=127.0.0.1 EPICS_CA_AUTO_ADDR_LIST=NO EPICS_CAS_INTF_ADDR_LIST=127.0.0.1
+export IOCRUN_CONSOLE_SOCKET=none IOCRUN_CONTROL_SOCKET=none IOCRUN_CA_CHECK_PV=none
+export RUNTIME_DIR=$work/runtime
+
+for i in $(seq "$n"); do
+  printf 'record(calc, "BENCH:C%d") { field(SCAN, ".1 second") field(CALC, "A+1") field(INPA, "BENCH:C%d") }\n' "$i" "$i"
+done > "$work/bench.db"
+for i in $(seq "$n"); do
+  printf -- '- {pv: "BENCH:C%d", metric: bench_counter, labels: {n: "%d"}}\n' "$i" "$i"
+done > "$work/pv-metrics.yaml"
+
+free_port() { "$IOCRUN_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+busy_http=127.0.0.1:$(free_port)
+idle_http=127.0.0.1:$(free_port)
+
+"$IOCRUN_BIN" start --http "$busy_http" --pv-metrics "$work/pv-metrics.yaml" \
+  -- "$IOCRUN_EPICS_BIN/softIoc" -d "$work/bench.db" > "$work/busy.log" 2>&1 < /dev/null &
+busy=$!
+pids+=($busy)
+"$IOCRUN_BIN" start --http "$idle_http" -- sleep 3600 > "$work/idle.log" 2>&1 < /dev/null &
+idle=$!
+pids+=($idle)
+
+metric() { curl -sf "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
+connected() { curl -sf "http://$busy_http/metrics" | grep -c '^epics_pv_connected{.*} 1.0$' || true; }
+for _ in $(seq 300); do
+  [ "$(connected)" = "$n" ] && break
+  sleep 0.2
+done
+[ "$(connected)" = "$n" ] || { echo "only $(connected) of $n PVs connected" >&2; cat "$work/busy.log" >&2; exit 1; }
+sleep 2
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+b0=$(ticks "$busy"); i0=$(ticks "$idle"); u0=$(metric "$busy_http" epics_pv_updates_total)
+s0=$(metric "$busy_http" epics_ioc_ca_messages_sent_total)
+t0=$(date +%s.%N)
+sleep "$window"
+b1=$(ticks "$busy"); i1=$(ticks "$idle"); u1=$(metric "$busy_http" epics_pv_updates_total)
+s1=$(metric "$busy_http" epics_ioc_ca_messages_sent_total)
+t1=$(date +%s.%N)
+
+hyperfine -N --warmup 5 --runs 100 --export-json "$work/scrape.json" \
+  -n "busy /metrics" "curl -sf -o /dev/null http://$busy_http/metrics" \
+  -n "idle /metrics" "curl -sf -o /dev/null http://$idle_http/metrics" >&2
+bytes=$(curl -sf "http://$busy_http/metrics" | wc -c)
+
+"$IOCRUN_PYTHON" - "$work/scrape.json" <<PY
+import json, sys
+dt = $t1 - $t0
+cpu = lambda a, b: (b - a) / $hz / dt * 100
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+ms = lambda k: r[k]["median"] * 1000
+print(f"PVs monitored            {$n} at 10 Hz (calc, SCAN .1 second), window {dt:.1f} s")
+print(f"updates received         {($u1 - $u0) / dt:9.0f} /s   (expected {$n * 10})")
+print(f"CA messages sent         {$s1 - $s0:9.0f}      in the window (scrapes included)")
+print(f"iocrun CPU, monitoring   {cpu($b0, $b1):9.2f} %  of one core")
+print(f"iocrun CPU, idle         {cpu($i0, $i1):9.2f} %")
+print(f"iocrun RSS, monitoring   {$(rss_kib "$busy") / 1024:9.1f} MiB")
+print(f"iocrun RSS, idle         {$(rss_kib "$idle") / 1024:9.1f} MiB")
+print(f"/metrics, monitoring     median {ms('busy /metrics'):6.2f} ms  max {r['busy /metrics']['max'] * 1000:6.2f} ms  ({$bytes} bytes)")
+print(f"/metrics, idle           median {ms('idle /metrics'):6.2f} ms")
+PY
