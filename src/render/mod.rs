@@ -253,3 +253,20 @@ fn file_stem(path: &Path) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iocstats_entities_give_their_prefix() {
+        let support = "module: devIocStats\nentity_models:\n  - name: iocAdminSoft\n    \
+                       description: d\n    parameters:\n      IOC:\n        type: str\n        \
+                       description: p\n";
+        let instance = "ioc_name: bl01t-ea-ioc-01\ndescription: d\nentities:\n  \
+                        - type: devIocStats.iocAdminSoft\n    IOC: \"{{ ioc_name | upper }}\"\n  \
+                        - type: devIocStats.iocAdminSoft\n    IOC: OFF\n    entity_enabled: false\n";
+        let out = render_text(instance, &[support]).unwrap();
+        assert_eq!(out.iocstats_prefixes, vec!["BL01T-EA-IOC-01"]);
+    }
+}

@@ -264,7 +264,8 @@ fn pv_values_follow_caput_disconnect_and_restart_without_scrape_traffic() {
 
     // the dashboard and the alert examples use only names iocrun exports
     let all = run.until("the CA check", |t| {
-        has(t, "epics_ioc_ca_probe_success 1.0") && t.contains("epics_ioc_ca_probe_duration_seconds ")
+        has(t, "epics_ioc_ca_probe_success 1.0")
+            && t.contains("epics_ioc_ca_probe_duration_seconds ")
     });
     for name in documented_metric_names() {
         let family = name.strip_suffix("_total").unwrap_or(&name);

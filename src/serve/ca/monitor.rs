@@ -105,11 +105,14 @@ async fn circuit(
     let mut echo_sent = false;
     let mut heard = false;
     loop {
-        while let Some((msg, used)) = proto::decode(&buf)? {
-            buf.drain(..used);
+        // a read holds hundreds of coalesced updates: consume them, then shift the rest once
+        let mut at = 0;
+        while let Some((msg, used)) = proto::decode(&buf[at..])? {
+            at += used;
             heard = true;
             handle(&msg, names, &mut sids, on, &mut out, created_any)?;
         }
+        buf.drain(..at);
         // a pvAccess server (QSRV listens beside rsrv) greets with 0xCA..
         if buf.len() >= 2 && u16::from_be_bytes([buf[0], buf[1]]) > 0xFF {
             return Err(CaError::Protocol("not a channel access server".into()));
@@ -275,35 +278,57 @@ mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
-    /// A scripted server: answers the handshake by creating channel 0 (a DOUBLE), sends one
-    /// update, then closes.
-    #[tokio::test]
-    async fn subscribes_and_reports_updates_then_the_drop() {
+    /// Read from the client until `n` whole messages came.
+    async fn expect(s: &mut TcpStream, n: usize) -> Vec<proto::Message> {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Ok(m) = proto::decode_all(&got) {
+                if m.len() >= n {
+                    return m;
+                }
+            }
+            let k = s.read(&mut chunk).await.unwrap();
+            assert!(k > 0, "the client closed early");
+            got.extend_from_slice(&chunk[..k]);
+        }
+    }
+
+    /// A scripted server: answers the handshake (VERSION, CLIENT_NAME, HOST_NAME, CREATE_CHAN)
+    /// by creating channel 0 as `native`, hands the socket and the subscription to `rest`.
+    async fn scripted<F, Fut>(
+        native: u16,
+        rest: F,
+    ) -> (SocketAddr, tokio::task::JoinHandle<Vec<proto::Message>>)
+    where
+        F: FnOnce(TcpStream, proto::Message) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Vec<proto::Message>> + Send,
+    {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
-            let mut got = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // VERSION, CLIENT_NAME, HOST_NAME, CREATE_CHAN
-            while proto::decode_all(&got).map_or(true, |m| m.len() < 4) {
-                let n = s.read(&mut chunk).await.unwrap();
-                got.extend_from_slice(&chunk[..n]);
-            }
+            expect(&mut s, 4).await;
             let mut reply = proto::version();
-            reply.extend(proto::encode(cmd::CREATE_CHAN, dbr::DOUBLE, 1, 0, 77, &[]));
+            reply.extend(proto::encode(cmd::CREATE_CHAN, native, 1, 0, 77, &[]));
             s.write_all(&reply).await.unwrap();
-            let mut sub = Vec::new();
-            while proto::decode_all(&sub).map_or(true, |m| m.is_empty()) {
-                let n = s.read(&mut chunk).await.unwrap();
-                sub.extend_from_slice(&chunk[..n]);
-            }
+            let sub = expect(&mut s, 1).await.remove(0);
+            rest(s, sub).await
+        });
+        (addr, server)
+    }
+
+    /// Channel 0 is a DOUBLE: one update, then the server closes.
+    #[tokio::test]
+    async fn subscribes_and_reports_updates_then_the_drop() {
+        let (addr, server) = scripted(dbr::DOUBLE, |mut s, sub| async move {
             let mut payload = vec![0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0];
             payload.extend_from_slice(&4.5f64.to_be_bytes());
             let update = proto::encode(cmd::EVENT_ADD, 20, 1, proto::ECA_NORMAL, 0, &payload);
             s.write_all(&update).await.unwrap();
-            proto::decode_all(&sub).unwrap()
-        });
+            vec![sub]
+        })
+        .await;
         let sent = SentCounter::new(0);
         let mut events = Vec::new();
         let ended = run(addr, &["A:B".to_owned()], "me", &sent, &mut |i, e| {
@@ -340,6 +365,31 @@ mod tests {
             5,
             "4 greetings + 1 subscription"
         );
+    }
+
+    /// The server refuses the subscription (ECA_NORDACCESS): the client cancels it.
+    #[tokio::test]
+    async fn a_refused_subscription_is_cancelled() {
+        let (addr, server) = scripted(dbr::LONG, |mut s, sub| async move {
+            let refuse = proto::encode(cmd::EVENT_ADD, sub.data_type, 1, 48, sub.p2, &[0; 16]);
+            s.write_all(&refuse).await.unwrap();
+            let cancel = expect(&mut s, 1).await;
+            drop(s);
+            cancel
+        })
+        .await;
+        let sent = SentCounter::new(0);
+        let mut events = Vec::new();
+        run(addr, &["A:B".to_owned()], "me", &sent, &mut |i, e| {
+            events.push((i, e))
+        })
+        .await;
+        let cancel = &server.await.unwrap()[0];
+        assert_eq!(
+            (cancel.command, cancel.data_type, cancel.p1, cancel.p2),
+            (cmd::EVENT_CANCEL, dbr::LONG + dbr::TIME_OFFSET, 77, 0)
+        );
+        assert_eq!(events.last(), Some(&(0, Event::Failed)));
     }
 
     #[tokio::test]
