@@ -18,8 +18,9 @@ use tokio::time::timeout;
 use super::proto::{self, cmd, dbr, TimeValue};
 use super::CaError;
 
-/// The largest message a monitor circuit accepts: scalar updates and enum strings are a few
-/// hundred bytes, so anything near this is a broken or hostile peer.
+/// The largest payload a monitor circuit accepts (whatever `EPICS_CA_MAX_ARRAY_BYTES` says):
+/// scalar updates and enum strings are a few hundred bytes, so anything near this is a broken
+/// or hostile peer, and the receive buffer never holds more than one such message.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Silence on the circuit before we send an echo, and how long the echo may take.
 pub const ECHO_AFTER: Duration = Duration::from_secs(15);
@@ -107,7 +108,7 @@ async fn circuit(
     loop {
         // a read holds hundreds of coalesced updates: consume them, then shift the rest once
         let mut at = 0;
-        while let Some((msg, used)) = proto::decode(&buf[at..])? {
+        while let Some((msg, used)) = proto::decode(&buf[at..], MAX_MESSAGE)? {
             at += used;
             heard = true;
             handle(&msg, names, &mut sids, on, &mut out, created_any)?;
@@ -116,11 +117,6 @@ async fn circuit(
         // a pvAccess server (QSRV listens beside rsrv) greets with 0xCA..
         if buf.len() >= 2 && u16::from_be_bytes([buf[0], buf[1]]) > 0xFF {
             return Err(CaError::Protocol("not a channel access server".into()));
-        }
-        if buf.len() > MAX_MESSAGE {
-            return Err(CaError::Protocol(format!(
-                "a message larger than {MAX_MESSAGE} bytes on a monitor circuit"
-            )));
         }
         out.flush(&mut stream, sent).await?;
         let wait = match (heard, echo_sent) {
@@ -414,7 +410,7 @@ mod tests {
         let sent = SentCounter::new(0);
         let ended = run(addr, &["X".to_owned()], "me", &sent, &mut |_, _| {}).await;
         assert!(
-            matches!(ended.error, CaError::Protocol(_)),
+            matches!(ended.error, CaError::TooLarge { .. }),
             "{:?}",
             ended.error
         );
