@@ -145,12 +145,17 @@ impl Run {
     }
 
     fn scrape(&self) -> String {
+        self.scrape_as("application/openmetrics-text; version=1.0.0")
+    }
+
+    fn scrape_as(&self, accept: &str) -> String {
         use std::io::{Read, Write};
         let Ok(mut s) = std::net::TcpStream::connect(&self.http) else {
             return String::new();
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let request = format!("GET /metrics HTTP/1.0\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
+        let _ = s.write_all(request.as_bytes());
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out.split_once("\r\n\r\n")
@@ -253,6 +258,16 @@ fn pv_values_follow_caput_disconnect_and_restart_without_scrape_traffic() {
             && has(t, "epics_ioc_stats_cpu_load_percent 95.0")
     });
     strict_parse(&after);
+    if Command::new("promtool").arg("--version").output().is_ok() {
+        let classic = run.scrape_as("text/plain; version=0.0.4");
+        assert!(
+            classic.contains("site_mode_state{state=\"Busy\"} 1"),
+            "{classic}"
+        );
+        let mut cmd = Command::new("promtool");
+        cmd.args(["check", "metrics"]);
+        crate::serve::check_with(cmd, &classic);
+    }
     assert!(has(&after, "site_mode 1.0"), "{after}");
     assert!(
         has(
