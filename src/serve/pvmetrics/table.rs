@@ -41,14 +41,18 @@ enum Scalar {
 /// most, and an enum's 16 state strings of at most 26 bytes.
 #[derive(Debug, Clone, Default)]
 struct Pv {
+    /// The name, escaped for a label value.
     name: String,
     connected: bool,
     sample: Option<Sample>,
+    /// Escaped for label values.
     enum_strings: Vec<String>,
 }
 
 #[derive(Debug, Default)]
 struct Plan {
+    /// Help texts and label values escaped for the text format (the encoder writes them as
+    /// they are).
     entries: Vec<Entry>,
     /// Each entry's PV, as an index into `pvs`.
     entry_pv: Vec<usize>,
@@ -89,6 +93,21 @@ impl Table {
             })
             .collect();
         let names = pvs.iter().map(|p| p.name.clone()).collect();
+        for pv in &mut pvs {
+            pv.name = escape(&pv.name);
+        }
+        let entries = entries
+            .into_iter()
+            .map(|e| Entry {
+                help: escape_help(&e.help),
+                labels: e
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), escape(v)))
+                    .collect(),
+                ..e
+            })
+            .collect();
         *self.lock() = Plan {
             entries,
             entry_pv,
@@ -120,7 +139,7 @@ impl Table {
                 pv.connected = false;
                 pv.sample = None;
             }
-            Event::EnumStrings(s) => pv.enum_strings = s,
+            Event::EnumStrings(s) => pv.enum_strings = s.iter().map(|s| escape(s)).collect(),
             Event::Failed => pv.sample = None,
             Event::Value(v) => {
                 self.updates.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +276,18 @@ fn family<'a>(
     &mut list[i].2
 }
 
+/// A label value as the text formats need it: backslash, double quote and line feed escaped.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A help text: backslash and line feed escaped.
+fn escape_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
 fn sample(v: TimeValue) -> Option<Sample> {
     let value = match &v.values {
         Values::Strings(s) => Scalar::Text(String::from_utf8_lossy(s.first()?).into_owned()),
@@ -369,6 +400,28 @@ mod tests {
             "a stale value stays hidden:\n{off}"
         );
         assert!(!off.contains("epics_pv_alarm_severity{"), "{off}");
+    }
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        let t = Table::default();
+        t.set_entries(vec![Entry {
+            labels: vec![("k".into(), "q\"\\\n".into())],
+            help: "two\nlines \\".into(),
+            ..entry("A\"", "m", &[])
+        }]);
+        t.apply(0, Event::Connected { native_type: 3 });
+        t.apply(0, Event::EnumStrings(vec!["a\"b".into()]));
+        t.apply(0, value(Values::Enums(vec![0]), 0));
+        let out = text(&t);
+        for line in [
+            "# HELP m two\\nlines \\\\.",
+            "m{k=\"q\\\"\\\\\\n\"} 0.0",
+            "m_state{k=\"q\\\"\\\\\\n\",state=\"a\\\"b\"} 1.0",
+            "epics_pv_connected{pv=\"A\\\"\"} 1.0",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
     }
 
     #[test]
