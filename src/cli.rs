@@ -1,6 +1,10 @@
-//! The command line exactly as the contract table in `spec/00-overview.md` names it.
+//! The command line: one subcommand per stage, plus the container entrypoint forms.
 //!
-//! Raw arguments only: no logic here. Each subcommand arrives with the stage that implements it.
+//! `iocrun` alone, `iocrun [START FLAGS] [-- CMD ARGS…]` and `iocrun CMD ARGS…` (the first
+//! word not a subcommand, like tini) all mean `iocrun start …`; [`parse`] rewrites them to
+//! that before clap sees them, so the start flags' environment twins (`IOCRUN_GRACE`, …) are
+//! read only by `start`: a bad value there never breaks `iocrun probe` or another subcommand.
+//! Raw arguments only otherwise: no logic here.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,22 +18,83 @@ use crate::supervise::Restart;
 #[derive(Debug, Parser)]
 #[command(
     name = "iocrun",
-    version,
+    version = crate::version::VERSION,
     about,
     propagate_version = true,
-    args_conflicts_with_subcommands = true
+    override_usage = "iocrun [START FLAGS] [-- CMD ARGS...]\n       iocrun CMD ARGS...\n       iocrun <SUBCOMMAND>",
+    after_help = "Without a subcommand iocrun runs `iocrun start` (flags: `iocrun start --help`): the start \
+sequence, then the IOC supervised as PID 1. `iocrun CMD ARGS...` (CMD not a subcommand) or \
+`iocrun -- CMD ARGS...` supervises CMD instead, once: iocrun exits with its exit code."
 )]
 pub struct Cli {
     /// More diagnostics on stderr (-v info, -vv debug); `IOCRUN_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// `iocrun` with no subcommand is `iocrun start`; its flags are accepted here too.
-    #[command(flatten)]
-    pub start: StartArgs,
-
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parse the process's arguments (see [`parse_from`]); exits with clap's message on error.
+    pub fn parse_args() -> Cli {
+        Cli::parse_from(entrypoint_args(std::env::args_os()))
+    }
+
+    /// Parse `args` as [`parse_args`] does, returning clap's error.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        Cli::try_parse_from(entrypoint_args(args.into_iter().map(Into::into)))
+    }
+}
+
+/// Rewrite the entrypoint forms to `iocrun start …`: bare `iocrun`, leading start flags, `--`,
+/// or a first word that is not a subcommand (`iocrun bash`, `iocrun /epics/ioc/start.sh`).
+/// `-h`, `-V` and the subcommands pass through; leading `-v` flags are kept in front.
+fn entrypoint_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.collect();
+    let program = if args.is_empty() {
+        OsString::from("iocrun")
+    } else {
+        args.remove(0)
+    };
+    let verbose = args
+        .iter()
+        .take_while(|a| is_verbose_flag(a.to_str().unwrap_or_default()))
+        .count();
+    let rest = args.split_off(verbose);
+    let mut out = vec![program];
+    out.append(&mut args);
+    let first = rest.first().and_then(|a| a.to_str());
+    let passes_through = match first {
+        Some("-h" | "--help" | "-V" | "--version" | "help") => true,
+        Some(word) if !word.starts_with('-') => is_subcommand(word),
+        _ => false,
+    };
+    if !passes_through {
+        out.push(OsString::from("start"));
+        if first.is_some_and(|w| !w.starts_with('-')) || (first.is_none() && !rest.is_empty()) {
+            // a command that is not UTF-8, or a word that is not a subcommand: the command
+            out.push(OsString::from("--"));
+        }
+    }
+    out.extend(rest);
+    out
+}
+
+fn is_verbose_flag(arg: &str) -> bool {
+    arg == "--verbose"
+        || (arg.len() > 1 && arg.starts_with('-') && arg[1..].bytes().all(|b| b == b'v'))
+}
+
+fn is_subcommand(word: &str) -> bool {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .any(|s| s.get_name() == word || s.get_all_aliases().any(|a| a == word))
 }
 
 /// One variant per subcommand of the contract table.
@@ -248,9 +313,10 @@ pub struct SchemaArgs {
 /// Flags of `iocrun start` (and of bare `iocrun`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartArgs {
-    /// When to restart the IOC after it exits on its own.
-    #[arg(long, env = "IOCRUN_RESTART", value_enum, default_value = "always")]
-    pub restart: Restart,
+    /// When to restart the child after it exits on its own [default: always for the IOC,
+    /// never for a COMMAND].
+    #[arg(long, env = "IOCRUN_RESTART", value_enum)]
+    pub restart: Option<Restart>,
 
     /// How long a stop waits for the IOC (and anything else left) before SIGKILL.
     #[arg(long, env = "IOCRUN_GRACE", default_value = "2s", value_parser = parse_duration)]
@@ -294,9 +360,27 @@ pub struct StartArgs {
     #[command(flatten)]
     pub wait: WaitFlags,
 
-    /// Supervise this command instead of the IOC; start steps 2–8 are skipped.
-    #[arg(last = true, value_name = "COMMAND")]
+    /// Supervise this command once instead of the IOC; start steps 2–8 are skipped.
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+impl StartArgs {
+    /// The restart policy in force: `--restart` when given, else `always` for the IOC (a
+    /// server) and `never` for an explicit COMMAND (a one-shot, as under tini).
+    pub fn restart(&self) -> Restart {
+        self.restart.unwrap_or(if self.command.is_empty() {
+            Restart::Always
+        } else {
+            Restart::Never
+        })
+    }
+
+    /// An explicit COMMAND runs once: iocrun ends with its exit code, and the end of iocrun's
+    /// own stdin reaches it as the end of its console's input.
+    pub fn one_shot(&self) -> bool {
+        !self.command.is_empty()
+    }
 }
 
 /// Backslash escapes of `--stop-input`: `\n`, `\r`, `\t`, `\\`; others stay as typed.
@@ -369,20 +453,40 @@ mod tests {
         assert_eq!(unescape(r"end\"), Ok("end\\".to_owned()));
     }
 
+    fn start_args(args: &[&str]) -> StartArgs {
+        match Cli::try_parse_args(args).expect("parses").command {
+            Command::Start(start) => start,
+            other => panic!("not start: {other:?}"),
+        }
+    }
+
     #[test]
     fn bare_iocrun_takes_start_flags_and_a_command() {
-        let cli = Cli::try_parse_from(["iocrun", "--grace", "5s", "--", "sh", "-c", "exit 3"])
-            .expect("parses");
-        assert!(cli.command.is_none());
-        assert_eq!(cli.start.grace, Duration::from_secs(5));
-        assert_eq!(cli.start.command, ["sh", "-c", "exit 3"]);
-        let cli = Cli::try_parse_from(["iocrun", "start", "--restart", "never"]).expect("parses");
-        assert!(matches!(
-            cli.command,
-            Some(Command::Start(StartArgs {
-                restart: Restart::Never,
-                ..
-            }))
-        ));
+        let start = start_args(&["iocrun", "--grace", "5s", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(start.grace, Duration::from_secs(5));
+        assert_eq!(start.command, ["sh", "-c", "exit 3"]);
+        assert_eq!(start.restart(), Restart::Never);
+        let start = start_args(&["iocrun", "start", "--restart", "never"]);
+        assert_eq!(start.restart(), Restart::Never);
+        let start = start_args(&["iocrun"]);
+        assert!(start.command.is_empty());
+        assert_eq!(start.restart(), Restart::Always);
+    }
+
+    #[test]
+    fn a_first_word_that_is_not_a_subcommand_is_the_command() {
+        let start = start_args(&["iocrun", "/epics/ioc/start.sh", "--grace", "x"]);
+        assert_eq!(start.command, ["/epics/ioc/start.sh", "--grace", "x"]);
+        assert!(start.one_shot());
+        let start = start_args(&["iocrun", "-vv", "bash"]);
+        assert_eq!(start.command, ["bash"]);
+        let start = start_args(&["iocrun", "--restart", "always", "bash", "-c", "x"]);
+        assert_eq!(start.command, ["bash", "-c", "x"]);
+        assert_eq!(start.restart(), Restart::Always);
+        let start = start_args(&["iocrun", "--", "probe"]);
+        assert_eq!(start.command, ["probe"]);
+        let cli = Cli::try_parse_args(["iocrun", "-v", "probe", "ready"]).expect("parses");
+        assert_eq!(cli.verbose, 1);
+        assert!(matches!(cli.command, Command::Probe(_)));
     }
 }

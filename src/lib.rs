@@ -27,4 +27,5 @@ pub mod render;
 pub mod serve;
 pub mod supervise;
 pub mod timefmt;
+pub mod version;
 pub mod wait;

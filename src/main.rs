@@ -5,10 +5,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = iocrun::cli::Cli::parse();
+    let cli = iocrun::cli::Cli::parse_args();
     iocrun::logging::init(cli.verbose);
     match iocrun::cmd::run(cli) {
         Ok(code) => code,

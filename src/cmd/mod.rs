@@ -23,18 +23,17 @@ pub mod start;
 /// Run the command the user asked for.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
-        None => start::run(cli.start),
-        Some(Command::Start(args)) => start::run(args),
-        Some(Command::Generate(args)) => generate::run(&args),
-        Some(Command::Check(args)) => check::run(&args),
-        Some(Command::Wait(args)) => wait::run(args),
-        Some(Command::PlaceFiles(args)) => place_files::run(args),
-        Some(Command::Pvi(args)) => pvi::run(args, &Paths::from_env()),
-        Some(Command::Attach(args)) => attach::run(args),
-        Some(Command::Expand(args)) => expand::run(args),
-        Some(Command::Autosave(args)) => autosave::run(args),
-        Some(Command::Schema(args)) => schema::run(&args),
-        Some(Command::Caget(args)) => caget::run(args),
-        Some(Command::Probe(args)) => probe::run(args),
+        Command::Start(args) => start::run(args),
+        Command::Generate(args) => generate::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Wait(args) => wait::run(args),
+        Command::PlaceFiles(args) => place_files::run(args),
+        Command::Pvi(args) => pvi::run(args, &Paths::from_env()),
+        Command::Attach(args) => attach::run(args),
+        Command::Expand(args) => expand::run(args),
+        Command::Autosave(args) => autosave::run(args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Caget(args) => caget::run(args),
+        Command::Probe(args) => probe::run(args),
     }
 }

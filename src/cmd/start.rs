@@ -10,6 +10,7 @@
 //! COMMAND is supervised instead (a plain init, like tini; for Python IOCs and for tests).
 
 mod health;
+mod nested;
 mod release_shell;
 
 use std::ffi::OsString;
@@ -51,7 +52,12 @@ pub enum StartError {
 /// Run the start sequence and supervise; returns the IOC's exit code (or 128+signal, or 75
 /// after a crash loop, or the failed step's code after the pause).
 pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
+    // before the one-supervisor check: the outer iocrun's sockets are live, by design
+    if let Some(outer) = nested::outer_supervisor() {
+        return Ok(nested::run(&args, &outer));
+    }
     step0_one_supervisor(&args)?;
+    nested::mark_children();
     step1_signals();
     let paths = Paths::from_env();
     let (health, health_rx) = watch::channel(Health {
@@ -69,6 +75,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
         supervise::stdin_size().unwrap_or(supervise::DEFAULT_SIZE),
         sink.clone(),
     )?;
+    let end_of_input = pty.end_of_input().filter(|_| args.one_shot());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,7 +94,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
         let console = tokio::spawn(serve_console(
             args.console.server_config(),
             hub.clone(),
-            supervisor.handle(),
+            (supervisor.handle(), end_of_input),
             until_true(done_rx.clone()),
         ));
         let server = tokio::spawn(serve::run(serve_cfg, health_rx, until_true(done_rx)));
@@ -341,7 +348,7 @@ fn config(args: &StartArgs) -> Config {
             cwd: None,
         },
         policy: Policy {
-            restart: args.restart,
+            restart: args.restart(),
             initial_delay: args.restart_delay,
             max_delay: args.restart_delay_max,
             stable_after: args.stable_after,
@@ -368,10 +375,14 @@ fn install_signals(handle: Handle, stop: watch::Sender<Option<i32>>) -> Result<(
 
 /// Serve console clients until `done`, passing their input to the supervisor. A socket that
 /// cannot be bound is reported and dropped: the IOC runs on with stdin and stdout only.
+///
+/// The end of iocrun's stdin (not a terminal) reaches a one-shot COMMAND as the end of its
+/// console's input (`end_of_input`), so `podman run IMAGE CMD` without `-i` ends as it does
+/// without iocrun; the IOC, a server, has no such trigger and ignores it.
 async fn serve_console(
     cfg: console::ServerConfig,
     hub: console::Hub,
-    handle: Handle,
+    (handle, mut end_of_input): (Handle, Option<supervise::EndOfInput>),
     done: impl std::future::Future<Output = ()>,
 ) {
     let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<ConsoleInput>(64);
@@ -388,6 +399,12 @@ async fn serve_console(
                     continue;
                 }
                 ConsoleInput::HangUp => continue,
+                ConsoleInput::StdinEnd => {
+                    if let Some(Err(err)) = end_of_input.take().map(supervise::EndOfInput::pull) {
+                        tracing::warn!("the end of stdin cannot reach the command: {err}");
+                    }
+                    continue;
+                }
             });
         }
     });

@@ -56,6 +56,8 @@ pub enum ConsoleInput {
     /// iocrun's own stdin is a terminal and it hung up (EOF or an error in raw mode, where a
     /// typed Ctrl-D is a byte, not an end of file).
     HangUp,
+    /// iocrun's own stdin, not a terminal, reached its end (`podman run` without `-i`).
+    StdinEnd,
 }
 
 /// What can go wrong in the console.

@@ -395,9 +395,11 @@ impl StdinClient {
         let terminal = raw.is_some();
         let reader = StdinReader::spawn(move |input| {
             let Some(bytes) = input else {
-                if terminal {
-                    let _ = tx.blocking_send(ConsoleInput::HangUp);
-                }
+                let _ = tx.blocking_send(if terminal {
+                    ConsoleInput::HangUp
+                } else {
+                    ConsoleInput::StdinEnd
+                });
                 return false;
             };
             let bytes = filter.apply(&hub, bytes.to_vec());

@@ -99,6 +99,14 @@ impl Pty {
         }
     }
 
+    /// A trigger that, once pulled, gives the child the end of its input (see [`EndOfInput`]).
+    pub fn end_of_input(&self) -> Option<EndOfInput> {
+        Some(EndOfInput {
+            master: self.master.as_raw_fd()?,
+            input: self.input.clone(),
+        })
+    }
+
     /// Wait (at most half a second) until output already written by the child has been read
     /// and published, so the IOC's last words reach stdout before iocrun exits.
     pub fn drain(&self) {
@@ -116,6 +124,50 @@ impl Pty {
             }
         }
     }
+}
+
+/// The end of input for the child's terminal, as `/dev/null` on stdin would give it.
+///
+/// A PTY has no end: its end-of-file character (VEOF, Ctrl-D) makes one `read` return 0 in
+/// line mode, and line editors in raw mode (readline, libedit) take the byte itself as the end
+/// at an empty line. A VEOF queued in line mode but read after the child switched to raw mode
+/// arrives as a NUL byte and is lost, so one VEOF is written now and again each time the
+/// terminal switches between line and raw mode (polled every 100 ms): at most one per switch.
+pub struct EndOfInput {
+    master: std::os::unix::io::RawFd,
+    input: mpsc::Sender<Vec<u8>>,
+}
+
+impl EndOfInput {
+    /// Start feeding; the thread lives as long as iocrun (the PTY is never closed).
+    pub fn pull(self) -> Result<(), SuperviseError> {
+        spawn_thread("pty-eof", move || {
+            let mut fed_in_line_mode = None;
+            loop {
+                if let Some((line_mode, veof)) = line_mode(self.master) {
+                    if fed_in_line_mode != Some(line_mode) {
+                        fed_in_line_mode = Some(line_mode);
+                        if self.input.send(vec![veof]).is_err() {
+                            return;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    }
+}
+
+/// Whether the terminal is in line mode (ICANON), and its VEOF character.
+fn line_mode(master: std::os::unix::io::RawFd) -> Option<(bool, u8)> {
+    use nix::sys::termios::{tcgetattr, LocalFlags, SpecialCharacterIndices};
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the master fd is owned by `Pty`, which lives as long as the process
+    let fd = unsafe { BorrowedFd::borrow_raw(master) };
+    // on Linux the master reads the pair's settings, which the child sets on the slave
+    let termios = tcgetattr(fd).ok()?;
+    let veof = termios.control_chars[SpecialCharacterIndices::VEOF as usize];
+    Some((termios.local_flags.contains(LocalFlags::ICANON), veof))
 }
 
 /// portable-pty reports `anyhow` errors; keep their text under our variant.

@@ -41,7 +41,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use child::{Pty, DEFAULT_SIZE};
+pub use child::{EndOfInput, Pty, DEFAULT_SIZE};
 pub use lifecycle::{banner_line, OutputSink, StdoutSink};
 pub use policy::{Policy, Restart, GAVE_UP_EXIT_CODE};
 pub use signals::unblock_all as unblock_signals;

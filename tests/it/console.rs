@@ -101,13 +101,16 @@ impl Server {
         }
     }
 
-    /// Input bytes from the server until `want` has arrived (resizes are skipped).
+    /// Input bytes from the server until `want` has arrived (resizes and the end of stdin are
+    /// skipped).
     async fn input_until(&mut self, want: &[u8]) -> Vec<u8> {
         let mut got = Vec::new();
         while !contains(&got, want) {
             match tokio::time::timeout(PATIENCE, self.input.recv()).await {
                 Ok(Some(ConsoleInput::Bytes(b))) => got.extend(b),
-                Ok(Some(ConsoleInput::Resize { .. } | ConsoleInput::HangUp)) => {}
+                Ok(Some(
+                    ConsoleInput::Resize { .. } | ConsoleInput::HangUp | ConsoleInput::StdinEnd,
+                )) => {}
                 Ok(None) => panic!("input channel closed; got {:?}", lossy(&got)),
                 Err(_) => panic!("no {:?} in input; got {:?}", lossy(want), lossy(&got)),
             }

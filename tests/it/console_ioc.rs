@@ -41,6 +41,8 @@ impl Running {
             .env("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
             .env("EPICS_CA_AUTO_ADDR_LIST", "NO")
             .arg("start")
+            // stdin is /dev/null: left alone, so its end does not end the one-shot COMMAND
+            .args(["--console-stdin", "off"])
             .args(flags)
             .arg("--console-socket")
             .arg(dir.path().join("console.sock"))

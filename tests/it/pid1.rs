@@ -168,6 +168,16 @@ impl Running {
         stdin.flush().expect("flush stdin");
     }
 
+    /// Close iocrun's stdin: it reads the end, as from `/dev/null` (`podman run` without `-i`).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Whether iocrun is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
     /// Send a signal to iocrun (from outside its namespace in PID-1 mode).
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.target), sig).expect("kill iocrun");
