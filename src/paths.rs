@@ -1,8 +1,9 @@
 //! Every well-known location, resolved once from the environment.
 //!
 //! This is the only module that reads the path environment variables; the defaults match ibek
-//! and the epics-containers images (`spec/00-overview.md`, "Paths and environment"). Tests run
-//! entirely inside temporary folders by setting these variables.
+//! and the epics-containers images (`/epics/...`). Tests run entirely inside temporary folders
+//! by setting these variables. [`Paths::written`] lists every folder the start sequence
+//! writes, with the variable that moves it (docs/adopting.md, read-only root filesystem).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,10 @@ pub struct Paths {
     pub support: PathBuf,
     /// `$EPICS_HOST_ARCH`, default `linux-x86_64`.
     pub host_arch: String,
+    /// `$IOCRUN_OPI_DIR`, default `$EPICS_ROOT/opi`: the PVI screens.
+    pub opi: PathBuf,
+    /// `$IOCRUN_AUTOSAVE_REQ_DIR`, default `$EPICS_ROOT/autosave`: autosave's req-file links.
+    pub autosave_req: PathBuf,
 }
 
 impl Paths {
@@ -39,6 +44,9 @@ impl Paths {
         let host_arch = get("EPICS_HOST_ARCH")
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|| "linux-x86_64".to_owned());
+        let opi = get("IOCRUN_OPI_DIR").unwrap_or_else(|| epics_root.join("opi"));
+        let autosave_req =
+            get("IOCRUN_AUTOSAVE_REQ_DIR").unwrap_or_else(|| epics_root.join("autosave"));
         Paths {
             epics_root,
             ioc,
@@ -46,12 +54,14 @@ impl Paths {
             runtime_dir,
             support,
             host_arch,
+            opi,
+            autosave_req,
         }
     }
 
-    /// `$EPICS_ROOT/opi`: the shared OPI volume screens are published to.
+    /// The shared OPI volume screens are published to (`IOCRUN_OPI_DIR`).
     pub fn opi_dir(&self) -> PathBuf {
-        self.epics_root.join("opi")
+        self.opi.clone()
     }
 
     /// `$EPICS_ROOT/pvi-defs`: PVI device definitions shipped by the image.
@@ -64,9 +74,21 @@ impl Paths {
         self.epics_root.join("ibek-defs")
     }
 
-    /// `$EPICS_ROOT/autosave`: req-template links for autosave.
+    /// Req-template links for autosave (`IOCRUN_AUTOSAVE_REQ_DIR`).
     pub fn autosave_dir(&self) -> PathBuf {
-        self.epics_root.join("autosave")
+        self.autosave_req.clone()
+    }
+
+    /// The folders the start sequence writes into, each with the variable that moves it.
+    /// The sockets, the hardware-wait done file and the console log are settings of `start`
+    /// (`IOCRUN_CONSOLE_SOCKET`, `IOCRUN_CONTROL_SOCKET`, `IOCRUN_WAIT_DONE_FILE`,
+    /// `IOCRUN_CONSOLE_LOG`) and are checked where they are opened.
+    pub fn written(&self) -> [(&Path, &'static str); 3] {
+        [
+            (&self.runtime_dir, "RUNTIME_DIR"),
+            (&self.opi, "IOCRUN_OPI_DIR"),
+            (&self.autosave_req, "IOCRUN_AUTOSAVE_REQ_DIR"),
+        ]
     }
 
     /// The IOC executable, `$IOC/bin/$EPICS_HOST_ARCH/ioc`.
@@ -115,5 +137,9 @@ mod tests {
         assert_eq!(p.config_dir, PathBuf::from("/tmp/e/ioc/config"));
         assert_eq!(p.runtime_dir, PathBuf::from("/r"));
         assert_eq!(p.opi_dir(), PathBuf::from("/tmp/e/opi"));
+        assert_eq!(p.autosave_dir(), PathBuf::from("/tmp/e/autosave"));
+        let p = with(&[("IOCRUN_OPI_DIR", "/o"), ("IOCRUN_AUTOSAVE_REQ_DIR", "/a")]);
+        assert_eq!(p.opi_dir(), PathBuf::from("/o"));
+        assert_eq!(p.autosave_dir(), PathBuf::from("/a"));
     }
 }

@@ -12,6 +12,7 @@
 mod health;
 mod nested;
 mod release_shell;
+mod writable;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ pub enum StartError {
     },
     #[error("start step {step} stopped unexpectedly")]
     StepPanicked { step: &'static str },
+    #[error(transparent)]
+    NotWritable(#[from] writable::NotWritable),
 }
 
 /// Run the start sequence and supervise; returns the IOC's exit code (or 128+signal, or 75
@@ -65,7 +68,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
         ..Health::default()
     });
     if args.command.is_empty() {
-        if let Err(err) = step2_environment(&paths) {
+        if let Err(err) = writable_then_step2(&args, &paths) {
             return Ok(fail_now(&err, args.fail_pause));
         }
     }
@@ -212,6 +215,12 @@ fn step1_signals() {
         // tini's warning: without it, orphans of the IOC would never be reaped
         tracing::warn!("{e}: zombie reaping won't work");
     }
+}
+
+/// The writable check, then step 2.
+fn writable_then_step2(args: &StartArgs, paths: &Paths) -> Result<(), Error> {
+    writable::check(&writable::places(args, paths)).map_err(StartError::from)?;
+    step2_environment(paths)
 }
 
 /// Step 2: `cd $IOC`; export `CONFIG_DIR` and `RUNTIME_DIR`; create `RUNTIME_DIR`; load the

