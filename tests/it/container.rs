@@ -365,6 +365,13 @@ fn a_pod_like_the_ioc_instance_chart_passes_its_probes_and_stops_within_its_grac
         crate::util::skip("podman kube play needs catatonit for the pod's pause container");
         return;
     }
+    // the chart's console (stdin and tty), then none: the IOC keeps running either way
+    play_pod(image, true);
+    play_pod(image, false);
+}
+
+/// Play the Pod with or without a console, check its probes, its uid and PID 1, stop it.
+fn play_pod(image: &str, console: bool) {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
     for sub in ["runtime", "opi", "tmp", "autosave"] {
@@ -377,14 +384,19 @@ fn a_pod_like_the_ioc_instance_chart_passes_its_probes_and_stops_within_its_grac
     std::os::unix::fs::symlink(repo_root().join("examples/demo/config"), dir.join("config"))
         .expect("config link");
     // short: the demo prefixes record names and a DESC of 40 characters with it
-    let name = format!("pod{}", std::process::id());
+    let name = format!(
+        "pod{}{}",
+        std::process::id(),
+        if console { "t" } else { "n" }
+    );
     let template =
         std::fs::read_to_string(repo_root().join("tests/fixtures/pod/ioc-instance.yaml"))
             .expect("pod template");
     let yaml = template
         .replace("@NAME@", &name)
         .replace("@IMAGE@", image)
-        .replace("@DIR@", &dir.display().to_string());
+        .replace("@DIR@", &dir.display().to_string())
+        .replace("@CONSOLE@", &console.to_string());
     let pod_file = dir.join("pod.yaml");
     std::fs::write(&pod_file, &yaml).expect("write pod");
     // `podman kube play` takes no --runtime: runc and this kernel's limits come from a config
@@ -442,6 +454,8 @@ fn a_pod_like_the_ioc_instance_chart_passes_its_probes_and_stops_within_its_grac
         !logs.contains("SIGKILL"),
         "the grace period ran out:\n{logs}"
     );
+    // one IOC from start to stop, with a console or without (stdin at its end at once)
+    assert_eq!(logs.matches(" started pid ").count(), 1, "{logs}");
 }
 
 /// A Pod YAML played with `podman kube play`; taken down on drop (a failed test leaves none).
