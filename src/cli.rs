@@ -282,6 +282,11 @@ pub struct StartArgs {
     #[arg(long, env = "IOCRUN_FAIL_PAUSE", default_value = "10s", value_parser = parse_duration)]
     pub fail_pause: Duration,
 
+    /// Folder of start hooks: executables run in name order before every render
+    /// [default: $IOC/start.d].
+    #[arg(long = "start-d", env = "IOCRUN_START_D", value_name = "DIR")]
+    pub start_d: Option<PathBuf>,
+
     /// The console: socket, scrollback, log file, stdin.
     #[command(flatten)]
     pub console: crate::console::ConsoleArgs,

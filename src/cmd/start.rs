@@ -10,6 +10,7 @@
 //! COMMAND is supervised instead (a plain init, like tini; for Python IOCs and for tests).
 
 mod health;
+mod hooks;
 mod release_shell;
 
 use std::ffi::OsString;
@@ -25,9 +26,10 @@ use crate::console::{self, ConsoleInput};
 use crate::error::Error;
 use crate::files;
 use crate::paths::Paths;
-use crate::serve::{self, Health, Phase, StepTiming};
+use crate::serve::{self, Health, Phase};
 use crate::supervise::{
-    self, CommandSpec, Config, Control, Handle, OutputSink, Policy, Pty, RealSys, State, Supervisor,
+    self, CommandSpec, Config, Control, Handle, OutputSink, Policy, Prepare, Prepared, Pty,
+    RealSys, RestartReason, State, Supervisor,
 };
 
 /// A start step that failed outside any stage module.
@@ -44,6 +46,10 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("config folder '{path}' has none of ioc.yaml, st.cmd or start.sh: nothing to start")]
+    NoConfig { path: PathBuf },
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
     #[error("start step {step} stopped unexpectedly")]
     StepPanicked { step: &'static str },
 }
@@ -120,8 +126,14 @@ async fn prepare_and_supervise(
     hub: &console::Hub,
 ) -> ExitCode {
     let steps = {
-        let (args, health, hub) = (args.clone(), health.clone(), hub.clone());
-        tokio::task::spawn_blocking(move || prepare(&args, &paths, &health, &hub))
+        let (args, paths, health, hub) = (args.clone(), paths.clone(), health.clone(), hub.clone());
+        tokio::task::spawn_blocking(move || {
+            let report = Report {
+                health: &health,
+                hub: &hub,
+            };
+            prepare(&args, &paths, &report)
+        })
     };
     let prepared = tokio::select! {
         joined = steps => joined.unwrap_or(Err(StartError::StepPanicked { step: "3-8" }.into())),
@@ -135,6 +147,14 @@ async fn prepare_and_supervise(
         Ok(command) => {
             health.send_modify(|h| h.start_done = true);
             supervisor.set_command(command);
+            if args.command.is_empty() {
+                supervisor.set_preparer(Box::new(FreshStart {
+                    args: args.clone(),
+                    paths,
+                    health: health.clone(),
+                    hub: hub.clone(),
+                }));
+            }
             exit_code(supervisor.run().await)
         }
         Err(err) => {
@@ -148,33 +168,47 @@ async fn prepare_and_supervise(
     }
 }
 
-/// Steps 3–8: everything before the IOC can be spawned; returns what to spawn.
-fn prepare(
-    args: &StartArgs,
-    paths: &Paths,
-    health: &watch::Sender<Health>,
-    hub: &console::Hub,
-) -> Result<CommandSpec, Error> {
+/// Steps 3–8 of the first start: the fresh start, then the hardware wait; returns what to
+/// spawn.
+fn prepare(args: &StartArgs, paths: &Paths, report: &Report) -> Result<CommandSpec, Error> {
     if !args.command.is_empty() {
         return Ok(CommandSpec {
             argv: args.command.clone(),
             cwd: None,
         });
     }
+    let command = fresh_start(args, paths, report, "first")?;
+    report
+        .health
+        .send_modify(|h| h.phase = Phase::WaitingHardware);
+    report.timed("do_wait", || step8_wait(args, paths, report))?;
+    Ok(command)
+}
+
+/// Steps 3–7, the ones that read the config folder: start hooks, the `start.sh` override,
+/// copy, render, autosave, msi, place files. They run at the first start and again before
+/// every restart, so an edited config is live after `exit`, a crash or `iocrun restart`.
+fn fresh_start(
+    args: &StartArgs,
+    paths: &Paths,
+    report: &Report,
+    reason: &str,
+) -> Result<CommandSpec, Error> {
+    report.timed("start_d", || {
+        hooks::run_hooks(&start_d(args, paths), reason, report.hub)
+            .map_err(|e| Error::from(StartError::from(e)))
+    })?;
     if let Some(command) = step3_start_sh_override(paths) {
         return Ok(command);
     }
+    step3_config_present(paths)?;
     step4_copy_handwritten(paths)?;
     if paths.config_dir.join("ioc.yaml").is_file() {
-        timed(health, "ibek_generate", || step5_render(paths, health))?;
+        report.timed("ibek_generate", || step5_render(paths, report.health))?;
     }
-    timed(health, "autosave", || step5_autosave(paths))?;
-    timed(health, "msi", || step6_expand(paths))?;
-    timed(health, "place_files", || {
-        crate::cmd::place_files::place_step(paths)
-    })?;
-    health.send_modify(|h| h.phase = Phase::WaitingHardware);
-    timed(health, "do_wait", || step8_wait(args, paths, health, hub))?;
+    report.timed("autosave", || step5_autosave(paths))?;
+    report.timed("msi", || step6_expand(paths))?;
+    report.timed("place_files", || crate::cmd::place_files::place_step(paths))?;
     Ok(ioc_command(paths))
 }
 
@@ -194,6 +228,56 @@ fn step0_one_supervisor(args: &StartArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The start hook folder: `--start-d`, else `$IOC/start.d`.
+fn start_d(args: &StartArgs, paths: &Paths) -> PathBuf {
+    args.start_d
+        .clone()
+        .unwrap_or_else(|| paths.ioc.join("start.d"))
+}
+
+/// Before a restart: the fresh start again (not the hardware wait: the devices were reached
+/// once, and a restart should be quick; a device that went away makes the IOC fail and back
+/// off). When the config folder no longer works, the error is published and the IOC starts
+/// from the outputs of the last good start, which every step leaves intact when it fails.
+struct FreshStart {
+    args: StartArgs,
+    paths: Paths,
+    health: watch::Sender<Health>,
+    hub: console::Hub,
+}
+
+impl Prepare for FreshStart {
+    fn prepare(&mut self, reason: RestartReason) -> Prepared {
+        let (args, paths) = (self.args.clone(), self.paths.clone());
+        let (health, hub) = (self.health.clone(), self.hub.clone());
+        let fallback = ioc_command(&self.paths);
+        Box::pin(async move {
+            let steps = tokio::task::spawn_blocking(move || {
+                let report = Report {
+                    health: &health,
+                    hub: &hub,
+                };
+                health.send_modify(|h| h.phase = Phase::Generating);
+                match fresh_start(&args, &paths, &report, reason.label()) {
+                    Ok(command) => {
+                        health.send_modify(|h| h.config_error = None);
+                        command
+                    }
+                    Err(err) => {
+                        let message = crate::error::chain(&err);
+                        hub.notice(&format!(
+                            "config error: {message}; starting the IOC from the last good outputs"
+                        ));
+                        health.send_modify(|h| h.config_error = Some(message));
+                        ioc_command(&paths)
+                    }
+                }
+            });
+            steps.await.unwrap_or(fallback)
+        })
+    }
 }
 
 /// Step 1: a clean signal mask before any thread exists, and the reaper role when not PID 1.
@@ -239,6 +323,18 @@ fn step3_start_sh_override(paths: &Paths) -> Option<CommandSpec> {
     })
 }
 
+/// Step 3, without an override: the config folder must hold an instance (`ioc.yaml`) or a
+/// hand-written `st.cmd`; otherwise the IOC would crash-loop on a missing st.cmd.
+fn step3_config_present(paths: &Paths) -> Result<(), Error> {
+    if paths.config_dir.join("ioc.yaml").is_file() || paths.config_dir.join("st.cmd").is_file() {
+        return Ok(());
+    }
+    Err(StartError::NoConfig {
+        path: paths.config_dir.clone(),
+    }
+    .into())
+}
+
 /// Step 4: hand-written `ioc.db`, `ioc.subst` and `st.cmd` from the config folder.
 fn step4_copy_handwritten(paths: &Paths) -> Result<(), Error> {
     for name in ["ioc.db", "ioc.subst", "st.cmd"] {
@@ -281,14 +377,43 @@ fn step6_expand(paths: &Paths) -> Result<(), Error> {
 }
 
 /// Step 8: wait for the hardware in wait_list.yaml; progress goes to the console stream.
-fn step8_wait(
-    args: &StartArgs,
-    paths: &Paths,
-    health: &watch::Sender<Health>,
-    hub: &console::Hub,
-) -> Result<(), Error> {
-    let mut report = WaitReport { health, hub };
+fn step8_wait(args: &StartArgs, paths: &Paths, report: &Report) -> Result<(), Error> {
+    let mut report = WaitReport {
+        health: report.health,
+        hub: report.hub,
+    };
     crate::cmd::wait::wait_step(paths, &args.wait, &mut report)
+}
+
+/// Where the start steps say how they went: the probes and metrics, and the console stream.
+struct Report<'a> {
+    health: &'a watch::Sender<Health>,
+    hub: &'a console::Hub,
+}
+
+impl Report<'_> {
+    /// Run one step; its duration and outcome go to the metrics and, as one `@@@` line, to
+    /// the console stream (so `kubectl logs` shows where a start spends its time).
+    fn timed<T>(
+        &self,
+        step: &'static str,
+        f: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let result = f();
+        let took = started.elapsed();
+        let outcome = if result.is_ok() { "done" } else { "failed" };
+        self.hub
+            .notice(&format!("start step {step} {outcome} in {}", seconds(took)));
+        self.health
+            .send_modify(|h| h.record_step(step, took, result.is_err()));
+        result
+    }
+}
+
+/// `0.012s`: a step's duration, to the millisecond.
+fn seconds(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
 }
 
 struct WaitReport<'a> {
@@ -304,23 +429,6 @@ impl crate::wait::Report for WaitReport<'_> {
         let devices: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
         self.health.send_modify(|h| h.hw_pending = devices);
     }
-}
-
-/// Run one step, recording its duration and outcome for the metrics.
-fn timed<T>(
-    health: &watch::Sender<Health>,
-    step: &'static str,
-    f: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
-    let started = Instant::now();
-    let result = f();
-    let timing = StepTiming {
-        step,
-        duration: started.elapsed(),
-        failed: result.is_err(),
-    };
-    health.send_modify(|h| h.steps.push(timing));
-    result
 }
 
 /// The built-in child: `$IOC/bin/$EPICS_HOST_ARCH/ioc $RUNTIME_DIR/st.cmd`, run in `$IOC`.

@@ -28,7 +28,9 @@
 //! once. Before every restart, whatever its cause, the supervisor asks its [`Prepare`]r (set
 //! by the start sequence) for the command to run, and waits for the answer while still
 //! handling signals and control messages: that is how each start re-reads the config folder
-//! without this module knowing about rendering.
+//! without this module knowing about rendering. The start steps may run programs of their
+//! own (start hooks) and wait for them, so reaping pauses while a start is prepared and
+//! catches up as soon as it is done: `waitpid(-1)` would otherwise steal their exit status.
 //!
 //! Everything the kernel does is behind [`sys::Sys`], so all of the above is unit-tested
 //! against a recording fake with tokio's paused clock.
@@ -291,6 +293,7 @@ impl<S: Sys> Supervisor<S> {
                 () = sleep_until(deadline) => self.on_deadline(),
                 command = prepared(&mut self.preparing) => {
                     self.preparing = None;
+                    self.reap();
                     self.cfg.command = command;
                     self.start_child();
                 }
@@ -323,6 +326,8 @@ impl<S: Sys> Supervisor<S> {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Signal(sig) => match signals::action(sig) {
+                // the start steps wait for their own children (see the Theory of Operation)
+                signals::Action::Reap if self.preparing.is_some() => {}
                 signals::Action::Reap => self.reap(),
                 signals::Action::Stop => self.begin_stop(sig),
                 signals::Action::Forward if sig == libc::SIGHUP && self.cfg.hangup_stops => {
@@ -504,7 +509,9 @@ impl<S: Sys> Supervisor<S> {
         ));
         self.restart_at = None;
         // a start being prepared is abandoned: nothing will be spawned
-        self.preparing = None;
+        if self.preparing.take().is_some() {
+            self.reap();
+        }
         self.end_child(sig, None);
     }
 

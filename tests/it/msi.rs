@@ -328,6 +328,7 @@ fn start_fails_when_a_template_is_missing() {
         "ioc/config/ioc.subst",
         "file nowhere.template {\n{ P=X }\n}\n",
     );
+    env.write("ioc/config/st.cmd", "iocInit\n");
     let mut cmd = env.iocrun();
     cmd.args(["--fail-pause", "10ms"])
         .env("IOCRUN_CONSOLE_SOCKET", "none")
