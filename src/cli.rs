@@ -62,6 +62,33 @@ pub enum Command {
     Caget(CagetArgs),
     /// Exit 0/1 from the running supervisor's cached verdict (for Kubernetes exec probes).
     Probe(ProbeArgs),
+    /// Show the running IOC's state, pid, uptime, restarts, last exit and config error.
+    Status(StatusArgs),
+    /// Restart the running IOC in place, re-reading the config folder.
+    Restart(ControlArgs),
+    /// Stop the IOC and iocrun, as SIGTERM to iocrun does.
+    Stop(ControlArgs),
+}
+
+/// The supervisor to talk to, for `iocrun restart` and `iocrun stop`.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The supervisor's control socket.
+    #[arg(long, env = "IOCRUN_CONTROL_SOCKET", value_name = "PATH", default_value = crate::serve::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
+    pub timeout: Duration,
+}
+
+/// `iocrun status [--json]`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One line of JSON instead of `key: value` lines.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 /// `iocrun probe`.

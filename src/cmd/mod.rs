@@ -4,6 +4,7 @@ pub mod attach;
 pub mod autosave;
 mod caget;
 pub mod check;
+mod control;
 pub mod expand;
 pub mod generate;
 pub mod place_files;
@@ -36,5 +37,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Some(Command::Schema(args)) => schema::run(&args),
         Some(Command::Caget(args)) => caget::run(args),
         Some(Command::Probe(args)) => probe::run(args),
+        Some(Command::Status(args)) => control::status(args),
+        Some(Command::Restart(args)) => control::request(&args, "restart"),
+        Some(Command::Stop(args)) => control::request(&args, "stop"),
     }
 }

@@ -82,12 +82,18 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
     let (state, state_rx) = watch::channel(State::generating());
     let supervisor = Supervisor::new(RealSys::new(pty), config(&args), sink.clone(), state);
     let (stop, stopped) = watch::channel(None::<i32>);
-    install_signals(supervisor.handle(), stop)?;
+    let deliver = deliver_signals(supervisor.handle(), stop);
+    supervise::install_signals({
+        let deliver = deliver.clone();
+        move |sig| deliver(sig)
+    })?;
     let mut serve_cfg = serve::ServeConfig::resolve(&args.serve, |n| std::env::var(n).ok());
     match serve::load_pv_metrics(&args.serve, |n| std::env::var(n).ok()) {
         Ok(entries) => serve_cfg.pv.entries = entries,
         Err(err) => return Ok(fail_now(&err.into(), args.fail_pause)),
     }
+    let (requests, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    serve_cfg.settings.requests = Some(requests);
     let code = runtime.block_on(async {
         let (done, done_rx) = watch::channel(false);
         let console = tokio::spawn(serve_console(
@@ -98,6 +104,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
         ));
         let server = tokio::spawn(serve::run(serve_cfg, health_rx, until_true(done_rx)));
         tokio::spawn(health::publish(state_rx, hub.clone(), health.clone()));
+        tokio::spawn(act_on_requests(requests_rx, supervisor.handle(), deliver));
         let code = prepare_and_supervise(&args, paths, supervisor, health, stopped, &hub).await;
         let _ = done.send(true);
         let _ = console.await;
@@ -461,17 +468,36 @@ fn config(args: &StartArgs) -> Config {
     }
 }
 
-/// Every signal goes to the supervisor; stop signals (and a hang-up of the terminal iocrun runs
-/// in) also end the start steps early.
-fn install_signals(handle: Handle, stop: watch::Sender<Option<i32>>) -> Result<(), Error> {
+/// What a signal does: every signal goes to the supervisor; stop signals (and a hang-up of
+/// the terminal iocrun runs in) also end the start steps early.
+fn deliver_signals(
+    handle: Handle,
+    stop: watch::Sender<Option<i32>>,
+) -> Arc<dyn Fn(i32) + Send + Sync> {
     let hangup_stops = supervise::interactive();
-    supervise::install_signals(move |sig| {
+    Arc::new(move |sig| {
         if matches!(sig, libc::SIGTERM | libc::SIGINT) || (sig == libc::SIGHUP && hangup_stops) {
             stop.send_replace(Some(sig));
         }
         handle.signal(sig);
-    })?;
-    Ok(())
+    })
+}
+
+/// Control-socket requests: `restart` is a graceful restart with a fresh start, `stop` is
+/// SIGTERM to iocrun.
+async fn act_on_requests(
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<serve::Request>,
+    handle: Handle,
+    deliver: Arc<dyn Fn(i32) + Send + Sync>,
+) {
+    while let Some(request) = requests.recv().await {
+        match request {
+            serve::Request::Restart => {
+                handle.send(Control::Restart(RestartReason::Request));
+            }
+            serve::Request::Stop => deliver(libc::SIGTERM),
+        }
+    }
 }
 
 /// Serve console clients until `done`, passing their input to the supervisor. A socket that

@@ -74,3 +74,81 @@ fn an_edited_ioc_yaml_is_live_after_exit_and_a_broken_one_keeps_the_last_good() 
     let kept = std::fs::read_to_string(env.runtime_dir().join("st.cmd")).expect("st.cmd");
     assert_eq!(kept, st_cmd, "a failed render leaves the last good outputs");
 }
+
+/// `iocrun status|restart|stop ARGS` against the supervisor of `env`; (exit code, stdout,
+/// stderr).
+fn control(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    let out = env
+        .iocrun()
+        .args(args)
+        .arg("--socket")
+        .arg(env.root().join("control.sock"))
+        .output()
+        .expect("run iocrun");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `pid: N` line of `iocrun status`.
+fn status_pid(env: &TestEnv) -> Option<u32> {
+    let (_, out, _) = control(env, &["status"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("pid: "))
+        .and_then(|p| p.parse().ok())
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + pid1::DEADLINE;
+    while !ok() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn iocrun_restart_makes_an_edited_config_live_and_status_and_stop_answer() {
+    let Some(env) = example_tree() else { return };
+    let mut cmd = demo_iocrun(&env);
+    cmd.env("IOCRUN_CONTROL_SOCKET", env.root().join("control.sock"));
+    let r = pid1::start(Mode::Subreaper, cmd);
+    r.wait_for(&dbpf_line(50));
+    wait_until("a pid in iocrun status", || status_pid(&env).is_some());
+    let first = status_pid(&env);
+    set_tick_limit(&env, 63);
+    let (code, out, err) = control(&env, &["restart"]);
+    assert_eq!((code, out.as_str()), (0, "restarting\n"), "{err}");
+    r.wait_for(&dbpf_line(63));
+    wait_until("a new pid", || {
+        status_pid(&env).is_some_and(|p| Some(p) != first)
+    });
+    let (code, text, _) = control(&env, &["status"]);
+    assert_eq!(code, 0);
+    for want in [
+        "state: running\n",
+        "restarts: 1 (request 1)\n",
+        "config error: -\n",
+        "hardware pending: -\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    assert!(
+        text.contains("\nlast exit: signal 15 (SIGTERM)\n"),
+        "{text}"
+    );
+    let (_, json, _) = control(&env, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("status json");
+    assert_eq!(v["state"], "running", "{json}");
+    assert_eq!(v["restarts_by_reason"]["request"], 1, "{json}");
+    assert_eq!(v["pid"].as_u64().map(|p| p as u32), status_pid(&env));
+    let (code, out, _) = control(&env, &["stop"]);
+    assert_eq!((code, out.as_str()), (0, "stopping\n"));
+    let (code, out) = r.wait();
+    assert_eq!(code, 128 + libc::SIGTERM, "{out}");
+    assert!(out.contains("restart (request): stopping pid"), "{out}");
+    let (code, _, err) = control(&env, &["status"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot reach the supervisor"), "{err}");
+}
