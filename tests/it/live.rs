@@ -152,3 +152,33 @@ fn iocrun_restart_makes_an_edited_config_live_and_status_and_stop_answer() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach the supervisor"), "{err}");
 }
+
+#[test]
+fn a_failing_channel_access_check_is_logged_with_the_address_then_its_recovery() {
+    let Some(env) = example_tree() else { return };
+    let mut cmd = demo_iocrun(&env);
+    cmd.env("IOCRUN_CONTROL_SOCKET", env.root().join("control.sock"))
+        .env("IOCRUN_CA_CHECK_PV", "IT-LIVE:UPTIME")
+        .env("IOCRUN_CA_CHECK_PERIOD", "0.2")
+        .env("IOCRUN_CA_CHECK_TIMEOUT", "0.5");
+    let r = pid1::start(Mode::Subreaper, cmd);
+    r.wait_for(&dbpf_line(50));
+    wait_until("readiness", || {
+        control(&env, &["status"]).1.contains("ready: ok")
+    });
+    let pid = status_pid(&env).expect("pid");
+    let ioc = nix::unistd::Pid::from_raw(pid as i32);
+    // a wedged IOC: its sockets accept, nothing answers
+    nix::sys::signal::kill(ioc, Signal::SIGSTOP).expect("stop the IOC");
+    r.wait_for("channel access check of IT-LIVE:UPTIME failed: ");
+    nix::sys::signal::kill(ioc, Signal::SIGCONT).expect("continue the IOC");
+    r.wait_for("channel access check of IT-LIVE:UPTIME answers again");
+    r.signal(Signal::SIGTERM);
+    let (_, out) = r.wait();
+    let failed = out
+        .lines()
+        .filter(|l| l.contains("channel access check of IT-LIVE:UPTIME failed"))
+        .collect::<Vec<_>>();
+    assert_eq!(failed.len(), 1, "rate-limited to one line a minute:\n{out}");
+    assert!(failed[0].contains("tried tcp 127.0.0.1:"), "{out}");
+}
