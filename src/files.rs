@@ -377,6 +377,45 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), FilesError> {
     Ok(())
 }
 
+/// Move every file under `from` to the same relative path under `to`, each by one rename
+/// (so `from` must be on the same file system; readers see the old or the new file, never
+/// half of one). Returns the relative paths moved, sorted. Folders are created as needed.
+pub fn move_tree(from: &Path, to: &Path) -> Result<Vec<PathBuf>, FilesError> {
+    let mut moved = Vec::new();
+    move_into(from, to, Path::new(""), &mut moved)?;
+    moved.sort();
+    Ok(moved)
+}
+
+fn move_into(
+    root: &Path,
+    to: &Path,
+    rel: &Path,
+    moved: &mut Vec<PathBuf>,
+) -> Result<(), FilesError> {
+    let dir = root.join(rel);
+    let entries = fs::read_dir(&dir).map_err(|source| FilesError::Read {
+        path: dir.clone(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let rel = rel.join(entry.file_name());
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir {
+            move_into(root, to, &rel, moved)?;
+            continue;
+        }
+        let target = to.join(&rel);
+        create_dir_all(parent_of(&target))?;
+        fs::rename(entry.path(), &target).map_err(|source| FilesError::Write {
+            path: target.clone(),
+            source,
+        })?;
+        moved.push(rel);
+    }
+    Ok(())
+}
+
 fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

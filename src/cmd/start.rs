@@ -11,7 +11,10 @@
 
 mod health;
 mod hooks;
+mod outputs;
 mod release_shell;
+
+use outputs::Staging;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -209,13 +212,29 @@ fn fresh_start(
         return Ok(command);
     }
     step3_config_present(paths)?;
-    step4_copy_handwritten(paths)?;
+    // steps 4–7 write into a staging folder, published only once they all succeeded
+    let staging = Staging::new(&paths.runtime_dir)?;
+    let staged = Paths {
+        runtime_dir: staging.dir().to_owned(),
+        ..paths.clone()
+    };
+    step4_copy_handwritten(&staged)?;
     if paths.config_dir.join("ioc.yaml").is_file() {
-        report.timed("ibek_generate", || step5_render(paths, report.health))?;
+        report.timed("ibek_generate", || step5_render(&staged, report.health))?;
     }
-    report.timed("autosave", || step5_autosave(paths))?;
-    report.timed("msi", || step6_expand(paths))?;
-    report.timed("place_files", || crate::cmd::place_files::place_step(paths))?;
+    report.timed("autosave", || step5_autosave(&staged))?;
+    report.timed("msi", || step6_expand(&staged, paths))?;
+    report.timed("place_files", || {
+        crate::cmd::place_files::place_step(&staged)
+    })?;
+    let removed = staging.publish(&paths.runtime_dir)?;
+    if !removed.is_empty() {
+        let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+        report.hub.notice(&format!(
+            "removed outputs of an earlier start: {}",
+            names.join(", ")
+        ));
+    }
     Ok(ioc_command(paths))
 }
 
@@ -377,10 +396,11 @@ fn step5_autosave(paths: &Paths) -> Result<(), Error> {
     crate::cmd::autosave::autosave_step(paths)
 }
 
-/// Step 6: `$RUNTIME_DIR/ioc.subst` (rendered or hand-written) expanded in-process into
-/// `ioc.db`, searching config, `$SUPPORT/*/db`, runtime; a missing template stops start-up.
-fn step6_expand(paths: &Paths) -> Result<(), Error> {
-    crate::cmd::expand::ioc_db_step(paths)
+/// Step 6: the staged ioc.subst (rendered or hand-written) expanded in-process into `ioc.db`,
+/// searching config, `$SUPPORT/*/db`, the staged outputs, then `$RUNTIME_DIR` (where start
+/// hooks may have written databases); a missing template stops start-up.
+fn step6_expand(staged: &Paths, paths: &Paths) -> Result<(), Error> {
+    crate::cmd::expand::ioc_db_step(staged, std::slice::from_ref(&paths.runtime_dir))
 }
 
 /// Step 8: wait for the hardware in wait_list.yaml; progress goes to the console stream.

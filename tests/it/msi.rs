@@ -249,7 +249,7 @@ fn start_step_expands_like_msi_with_the_start_search_path() {
         "RUNTIME_DIR" => Some(env.runtime_dir()),
         _ => None,
     });
-    iocrun::cmd::expand::ioc_db_step(&paths).expect("expand step");
+    iocrun::cmd::expand::ioc_db_step(&paths, &[]).expect("expand step");
     let got = std::fs::read_to_string(env.runtime_dir().join("ioc.db")).expect("ioc.db");
     let root = env.root();
     let msi = Command::new(bin.join("msi"))
