@@ -182,3 +182,103 @@ fn a_failing_channel_access_check_is_logged_with_the_address_then_its_recovery()
     assert_eq!(failed.len(), 1, "rate-limited to one line a minute:\n{out}");
     assert!(failed[0].contains("tried tcp 127.0.0.1:"), "{out}");
 }
+
+/// A support module whose screen comes from a device file that only a start hook writes (as
+/// images that make PVI files from the camera at start-up do).
+const CAMERA_SUPPORT: &str = "module: cam
+entity_models:
+  - name: Camera
+    description: a camera whose PVI device file is generated at start-up
+    parameters:
+      P:
+        type: str
+        description: PV prefix
+    pvi:
+      yaml_path: Camera.pvi.device.yaml
+      ui_macros:
+        P:
+";
+
+const CAMERA_HOOK: &str = "#!/bin/sh
+set -eu
+echo \"generating Camera.pvi.device.yaml ($IOCRUN_START_REASON start, config $CONFIG_DIR)\"
+mkdir -p \"$EPICS_ROOT/pvi-defs\"
+cat >\"$EPICS_ROOT/pvi-defs/Camera.pvi.device.yaml\" <<END
+label: Camera from hook $IOCRUN_START_REASON
+children:
+  - {type: SignalR, name: Gain, read_pv: \\$(P)GAIN}
+END
+";
+
+#[test]
+fn a_start_hook_writes_a_pvi_device_file_that_the_render_uses() {
+    let Some(env) = example_tree() else { return };
+    env.write("ioc/config/cam.ibek.support.yaml", CAMERA_SUPPORT);
+    let yaml = env.config_dir().join("ioc.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("ioc.yaml")
+        + "\n  - type: cam.Camera\n    P: \"IT-LIVE:CAM:\"\n";
+    std::fs::write(&yaml, text).expect("write ioc.yaml");
+    let hook = env.write("ioc/start.d/10-camera", CAMERA_HOOK);
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    env.write("ioc/start.d/20-notes.txt", "not a program\n");
+    let mut r = pid1::start(Mode::Subreaper, demo_iocrun(&env));
+    r.wait_for(&dbpf_line(50));
+    let screens = || -> String {
+        std::fs::read_dir(env.root().join("opi"))
+            .expect("opi folder")
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect()
+    };
+    assert!(
+        screens().contains("Camera from hook first"),
+        "{}",
+        r.output()
+    );
+    assert!(!env.runtime_dir().join("pvi_failed").exists());
+    // and again at the restart after `exit`
+    r.type_text("exit\n");
+    wait_count(&r, &dbpf_line(50), 2);
+    assert!(
+        screens().contains("Camera from hook exit"),
+        "{}",
+        r.output()
+    );
+    r.signal(Signal::SIGTERM);
+    let (_, out) = r.wait();
+    let config = env.config_dir();
+    let said = format!(
+        "generating Camera.pvi.device.yaml (first start, config {})",
+        config.display()
+    );
+    assert!(
+        out.contains(&said),
+        "hook output in the console stream:\n{out}"
+    );
+    assert!(
+        out.contains("20-notes.txt is not executable: skipped"),
+        "{out}"
+    );
+    assert!(out.contains("start step start_d done in"), "{out}");
+}
+
+#[test]
+fn a_failing_start_hook_fails_the_start_step() {
+    let Some(env) = example_tree() else { return };
+    let hook = env.write(
+        "hooks/fail",
+        "#!/bin/sh\necho 'no camera found' >&2\nexit 3\n",
+    );
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut cmd = demo_iocrun(&env);
+    cmd.args(["--fail-pause", "10ms"])
+        .env("IOCRUN_START_D", env.root().join("hooks"));
+    let (code, out) = pid1::start(Mode::Subreaper, cmd).wait();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no camera found"), "{out}");
+    let want = format!("start hook '{}' failed (exit status: 3)", hook.display());
+    assert!(out.contains(&want), "{out}");
+    assert!(!out.contains("started pid"), "{out}");
+}
