@@ -314,6 +314,11 @@ pub struct StartArgs {
     #[arg(long = "start-d", env = "IOCRUN_START_D", value_name = "DIR")]
     pub start_d: Option<PathBuf>,
 
+    /// Watch the config folder (a Kubernetes ConfigMap update too): a change that checks out
+    /// restarts the IOC on it; one that does not is reported and the IOC runs on.
+    #[arg(long, env = "IOCRUN_WATCH_CONFIG")]
+    pub watch_config: bool,
+
     /// The console: socket, scrollback, log file, stdin.
     #[command(flatten)]
     pub console: crate::console::ConsoleArgs,

@@ -416,6 +416,52 @@ fn move_into(
     Ok(())
 }
 
+/// What a folder looks like, cheaply: each entry's relative path, link target, size and
+/// modification time, walking real sub-folders (a Kubernetes ConfigMap's `..data` link and its
+/// timestamped folder included), at most [`FINGERPRINT_MAX_ENTRIES`] entries and 4 levels
+/// deep. Two equal fingerprints mean no visible change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint(Vec<(PathBuf, Option<PathBuf>, u64, Option<std::time::SystemTime>)>);
+
+/// The bound of a [`Fingerprint`]; entries beyond it are not watched.
+pub const FINGERPRINT_MAX_ENTRIES: usize = 4096;
+
+/// The fingerprint of `dir` (empty when it cannot be read).
+pub fn fingerprint(dir: &Path) -> Fingerprint {
+    let mut entries = Vec::new();
+    fingerprint_into(dir, Path::new(""), 0, &mut entries);
+    entries.sort();
+    Fingerprint(entries)
+}
+
+fn fingerprint_into(
+    root: &Path,
+    rel: &Path,
+    depth: usize,
+    out: &mut Vec<(PathBuf, Option<PathBuf>, u64, Option<std::time::SystemTime>)>,
+) {
+    let Ok(entries) = fs::read_dir(root.join(rel)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if out.len() >= FINGERPRINT_MAX_ENTRIES {
+            return;
+        }
+        let rel = rel.join(entry.file_name());
+        let path = entry.path();
+        let link = fs::read_link(&path).ok();
+        // through links: a ConfigMap's files are links whose targets change
+        let meta = fs::metadata(&path).ok();
+        let size = meta.as_ref().map_or(0, |m| m.len());
+        let modified = meta.as_ref().and_then(|m| m.modified().ok());
+        let real_dir = link.is_none() && meta.as_ref().is_some_and(|m| m.is_dir());
+        out.push((rel.clone(), link, size, modified));
+        if real_dir && depth < 4 {
+            fingerprint_into(root, &rel, depth + 1, out);
+        }
+    }
+}
+
 fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

@@ -13,6 +13,7 @@ mod health;
 mod hooks;
 mod outputs;
 mod release_shell;
+mod reload;
 
 use outputs::Staging;
 
@@ -135,6 +136,11 @@ async fn prepare_and_supervise(
     mut stopped: watch::Receiver<Option<i32>>,
     hub: &console::Hub,
 ) -> ExitCode {
+    // the folder as the first start reads it: a change from here on is a reload
+    let seen = match args.watch_config && args.command.is_empty() {
+        true => Some(reload::look(&paths).await),
+        false => None,
+    };
     let steps = {
         let (args, paths, health, hub) = (args.clone(), paths.clone(), health.clone(), hub.clone());
         tokio::task::spawn_blocking(move || {
@@ -157,6 +163,15 @@ async fn prepare_and_supervise(
         Ok(command) => {
             health.send_modify(|h| h.start_done = true);
             supervisor.set_command(command);
+            if let Some(seen) = seen {
+                tokio::spawn(reload::watch_config(
+                    paths.clone(),
+                    seen,
+                    supervisor.handle(),
+                    health.clone(),
+                    hub.clone(),
+                ));
+            }
             if args.command.is_empty() {
                 supervisor.set_preparer(Box::new(FreshStart {
                     args: args.clone(),

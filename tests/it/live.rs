@@ -282,3 +282,133 @@ fn a_failing_start_hook_fails_the_start_step() {
     assert!(out.contains(&want), "{out}");
     assert!(!out.contains("started pid"), "{out}");
 }
+
+/// Lay `files` out as Kubernetes mounts a ConfigMap: each name a link through `..data`, which
+/// links to a timestamped folder; a new version is swapped in with one atomic rename of the
+/// `..data` link, and the old folder is removed afterwards.
+fn configmap_version(env: &TestEnv, version: &str, files: &[(String, Vec<u8>)]) {
+    use std::os::unix::fs::symlink;
+    let config = env.config_dir();
+    let folder = format!("..{version}");
+    std::fs::create_dir_all(config.join(&folder)).expect("version folder");
+    for (name, bytes) in files {
+        std::fs::write(config.join(&folder).join(name), bytes).expect("write version file");
+    }
+    let old = std::fs::read_link(config.join("..data")).ok();
+    symlink(&folder, config.join("..data_tmp")).expect("new ..data link");
+    std::fs::rename(config.join("..data_tmp"), config.join("..data")).expect("swap ..data");
+    for (name, _) in files {
+        let link = config.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            symlink(format!("..data/{name}"), link).expect("file link");
+        }
+    }
+    if let Some(old) = old {
+        std::fs::remove_dir_all(config.join(old)).expect("remove the old version");
+    }
+}
+
+/// The config folder's files, read and removed (to be laid out again as a ConfigMap).
+fn take_config(env: &TestEnv) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(env.config_dir()).expect("config") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        files.push((name, std::fs::read(&path).expect("read")));
+        std::fs::remove_file(&path).expect("remove");
+    }
+    files
+}
+
+fn with_file(
+    files: &[(String, Vec<u8>)],
+    name: &str,
+    edit: impl Fn(&str) -> String,
+) -> Vec<(String, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(n, b)| match n == name {
+            true => (n.clone(), edit(&String::from_utf8_lossy(b)).into_bytes()),
+            false => (n.clone(), b.clone()),
+        })
+        .collect()
+}
+
+/// GET `path` from iocrun's HTTP endpoint, as text.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    text
+}
+
+#[test]
+fn a_configmap_update_reloads_and_an_invalid_one_leaves_the_ioc_running() {
+    let Some(env) = example_tree() else { return };
+    let v1 = take_config(&env);
+    configmap_version(&env, "2026_01_01_00_00_00.1", &v1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut cmd = demo_iocrun(&env);
+    cmd.arg("--watch-config")
+        .env("IOCRUN_CONTROL_SOCKET", env.root().join("control.sock"))
+        .env("IOCRUN_HTTP_ADDR", format!("127.0.0.1:{port}"));
+    let r = pid1::start(Mode::Subreaper, cmd);
+    r.wait_for(&dbpf_line(50));
+    let metrics = http_get(port, "/metrics");
+    for line in [
+        "epics_ioc_config_error 0.0",
+        "epics_ioc_config_reloads_total{result=\"ok\"} 0",
+        "epics_ioc_config_reloads_total{result=\"invalid\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    // a valid update: the IOC restarts on it within a few seconds
+    let v2 = with_file(&v1, "ioc.yaml", |t| {
+        t.replace("value: \"50\"", "value: \"88\"")
+    });
+    configmap_version(&env, "2026_01_01_00_01_00.2", &v2);
+    r.wait_for(&dbpf_line(88));
+    wait_until("the reloaded IOC's pid", || status_pid(&env).is_some());
+    let pid = status_pid(&env);
+    // an invalid one: reported, and the IOC runs on untouched
+    let v3 = with_file(&v2, "ioc.yaml", |t| {
+        t.replace("type: demo.Counter", "type: demo.Nope")
+    });
+    configmap_version(&env, "2026_01_01_00_02_00.3", &v3);
+    r.wait_for("config folder changed but cannot be used, the IOC runs on");
+    let (_, status, _) = control(&env, &["status"]);
+    assert!(
+        status.contains("config error: ") && status.contains("demo.Nope"),
+        "{status}"
+    );
+    assert!(status.contains("state: running"), "{status}");
+    assert_eq!(status_pid(&env), pid, "the same IOC process");
+    let metrics = http_get(port, "/metrics");
+    for line in [
+        "epics_ioc_config_error 1.0",
+        "epics_ioc_config_reloads_total{result=\"ok\"} 1",
+        "epics_ioc_config_reloads_total{result=\"invalid\"} 1",
+        "epics_ioc_restarts_total{reason=\"reload\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    let (_, ready, _) = control(&env, &["status", "--json"]);
+    assert!(ready.contains("\"config_error\":\""), "{ready}");
+    r.signal(Signal::SIGTERM);
+    let (_, out) = r.wait();
+    assert_eq!(out.matches("started pid").count(), 2, "{out}");
+    assert!(out.contains("restart (reload): stopping pid"), "{out}");
+}
