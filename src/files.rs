@@ -508,6 +508,23 @@ mod tests {
     }
 
     #[test]
+    fn a_fingerprint_sees_a_configmap_link_swap_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        for v in ["..v1", "..v2"] {
+            fs::create_dir_all(dir.join(v)).unwrap();
+            fs::write(dir.join(v).join("ioc.yaml"), "same size").unwrap();
+        }
+        std::os::unix::fs::symlink("..v1", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/ioc.yaml", dir.join("ioc.yaml")).unwrap();
+        let before = fingerprint(dir);
+        assert_eq!(fingerprint(dir), before, "nothing changed");
+        std::os::unix::fs::symlink("..v2", dir.join("..tmp")).unwrap();
+        fs::rename(dir.join("..tmp"), dir.join("..data")).unwrap();
+        assert_ne!(fingerprint(dir), before, "the ..data link moved");
+    }
+
+    #[test]
     fn write_atomic_replaces_file() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("a/b.txt");

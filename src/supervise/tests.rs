@@ -104,6 +104,14 @@ impl Rig {
     }
 }
 
+/// How many children the fake was asked to spawn.
+fn spawn_count(fake: &FakeSys) -> usize {
+    fake.calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Spawn(_)))
+        .count()
+}
+
 fn secs(list: &[u64]) -> Vec<Duration> {
     list.iter().map(|s| Duration::from_secs(*s)).collect()
 }
@@ -270,13 +278,7 @@ async fn term_during_backoff_exits_at_once_without_a_spawn() {
     r.handle.signal(SIGTERM);
     let fake = r.fake.clone();
     assert_eq!(r.exit_code().await, 5);
-    assert_eq!(
-        fake.calls()
-            .iter()
-            .filter(|c| matches!(c, Call::Spawn(_)))
-            .count(),
-        1
-    );
+    assert_eq!(spawn_count(&fake), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -470,13 +472,7 @@ async fn a_stop_while_preparing_spawns_nothing_more() {
     let fake = r.fake.clone();
     assert_eq!(r.exit_code().await, 3, "the last run's code");
     assert_eq!(asked.lock().expect("log").len(), 1);
-    assert_eq!(
-        fake.calls()
-            .iter()
-            .filter(|c| matches!(c, Call::Spawn(_)))
-            .count(),
-        1
-    );
+    assert_eq!(spawn_count(&fake), 1);
 }
 
 #[tokio::test(start_paused = true)]

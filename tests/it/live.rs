@@ -24,6 +24,12 @@ fn set_tick_limit(env: &TestEnv, value: u32) {
     std::fs::write(&yaml, edited).expect("write ioc.yaml");
 }
 
+fn assert_contains_all(text: &str, wanted: &[&str]) {
+    for want in wanted {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+}
+
 /// Wait until `text` appears `n` times in the output.
 fn wait_count(r: &Running, text: &str, n: usize) {
     let until = Instant::now() + pid1::DEADLINE;
@@ -126,14 +132,15 @@ fn iocrun_restart_makes_an_edited_config_live_and_status_and_stop_answer() {
     });
     let (code, text, _) = control(&env, &["status"]);
     assert_eq!(code, 0);
-    for want in [
-        "state: running\n",
-        "restarts: 1 (request 1)\n",
-        "config error: -\n",
-        "hardware pending: -\n",
-    ] {
-        assert!(text.contains(want), "{want:?} in\n{text}");
-    }
+    assert_contains_all(
+        &text,
+        &[
+            "state: running\n",
+            "restarts: 1 (request 1)\n",
+            "config error: -\n",
+            "hardware pending: -\n",
+        ],
+    );
     assert!(
         text.contains("\nlast exit: signal 15 (SIGTERM)\n"),
         "{text}"
@@ -368,13 +375,14 @@ fn a_configmap_update_reloads_and_an_invalid_one_leaves_the_ioc_running() {
     let r = pid1::start(Mode::Subreaper, cmd);
     r.wait_for(&dbpf_line(50));
     let metrics = http_get(port, "/metrics");
-    for line in [
-        "epics_ioc_config_error 0.0",
-        "epics_ioc_config_reloads_total{result=\"ok\"} 0",
-        "epics_ioc_config_reloads_total{result=\"invalid\"} 0",
-    ] {
-        assert!(metrics.contains(line), "{line} in\n{metrics}");
-    }
+    assert_contains_all(
+        &metrics,
+        &[
+            "epics_ioc_config_error 0.0",
+            "epics_ioc_config_reloads_total{result=\"ok\"} 0",
+            "epics_ioc_config_reloads_total{result=\"invalid\"} 0",
+        ],
+    );
     // a valid update: the IOC restarts on it within a few seconds
     let v2 = with_file(&v1, "ioc.yaml", |t| {
         t.replace("value: \"50\"", "value: \"88\"")
@@ -397,14 +405,15 @@ fn a_configmap_update_reloads_and_an_invalid_one_leaves_the_ioc_running() {
     assert!(status.contains("state: running"), "{status}");
     assert_eq!(status_pid(&env), pid, "the same IOC process");
     let metrics = http_get(port, "/metrics");
-    for line in [
-        "epics_ioc_config_error 1.0",
-        "epics_ioc_config_reloads_total{result=\"ok\"} 1",
-        "epics_ioc_config_reloads_total{result=\"invalid\"} 1",
-        "epics_ioc_restarts_total{reason=\"reload\"} 1",
-    ] {
-        assert!(metrics.contains(line), "{line} in\n{metrics}");
-    }
+    assert_contains_all(
+        &metrics,
+        &[
+            "epics_ioc_config_error 1.0",
+            "epics_ioc_config_reloads_total{result=\"ok\"} 1",
+            "epics_ioc_config_reloads_total{result=\"invalid\"} 1",
+            "epics_ioc_restarts_total{reason=\"reload\"} 1",
+        ],
+    );
     let (_, ready, _) = control(&env, &["status", "--json"]);
     assert!(ready.contains("\"config_error\":\""), "{ready}");
     r.signal(Signal::SIGTERM);
