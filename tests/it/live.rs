@@ -421,3 +421,33 @@ fn a_configmap_update_reloads_and_an_invalid_one_leaves_the_ioc_running() {
     assert_eq!(out.matches("started pid").count(), 2, "{out}");
     assert!(out.contains("restart (reload): stopping pid"), "{out}");
 }
+
+#[test]
+fn outputs_of_an_earlier_start_are_removed_and_foreign_files_kept() {
+    let Some(env) = example_tree() else { return };
+    let mut r = pid1::start(Mode::Subreaper, demo_iocrun(&env));
+    r.wait_for(&dbpf_line(50));
+    assert!(env.runtime_dir().join("ioc.subst").is_file());
+    // the instance becomes a hand-written one: its old ioc.subst must not be expanded again
+    std::fs::remove_file(env.config_dir().join("ioc.yaml")).expect("remove ioc.yaml");
+    env.write(
+        "ioc/config/st.cmd",
+        "dbLoadRecords(\"$(RUNTIME_DIR)/ioc.db\")\niocInit\ndbl\n",
+    );
+    env.write("ioc/config/ioc.db", "record(ai, \"HAND:WRITTEN\") {\n}\n");
+    r.type_text("exit\n");
+    r.wait_for("HAND:WRITTEN");
+    r.signal(Signal::SIGTERM);
+    let (_, out) = r.wait();
+    let removed = out
+        .lines()
+        .find(|l| l.contains("removed outputs of an earlier start: "))
+        .unwrap_or_else(|| panic!("no removal line:\n{out}"));
+    assert!(removed.contains("ioc.subst"), "{removed}");
+    let runtime = env.runtime_dir();
+    assert!(!runtime.join("ioc.subst").exists());
+    let db = std::fs::read_to_string(runtime.join("ioc.db")).expect("ioc.db");
+    assert_eq!(db, "record(ai, \"HAND:WRITTEN\") {\n}\n");
+    // written by the demo's IOC wrapper, not by iocrun: kept
+    assert!(runtime.join("st-softioc.cmd").is_file());
+}
