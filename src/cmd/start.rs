@@ -9,7 +9,7 @@
 //! `sleep 10` did, so the pod does not hot-loop. With `-- COMMAND`, steps 2–8 are skipped and
 //! COMMAND is supervised instead (a plain init, like tini; for Python IOCs and for tests).
 //!
-//! Every later start is a fresh start: the supervisor asks [`FreshStart`] (its `Prepare`r)
+//! Every later start is a fresh start: the supervisor asks `FreshStart` (its `Prepare`r)
 //! before each restart, which runs steps 3–7 again (hooks, render, autosave, msi, place
 //! files; not the hardware wait). Those steps build into a staging folder (`outputs.rs`), so a
 //! config that no longer works leaves the last good outputs whole: the error is published and
