@@ -171,22 +171,17 @@ async fn prepare_and_supervise(
         Ok(command) => {
             health.send_modify(|h| h.start_done = true);
             supervisor.set_command(command);
-            if let Some(seen) = seen {
-                tokio::spawn(reload::watch_config(
-                    paths.clone(),
-                    seen,
-                    supervisor.handle(),
-                    health.clone(),
-                    hub.clone(),
-                ));
-            }
             if args.command.is_empty() {
-                supervisor.set_preparer(Box::new(FreshStart {
+                let fresh = FreshStart {
                     args: args.clone(),
                     paths,
-                    health: health.clone(),
+                    health,
                     hub: hub.clone(),
-                }));
+                };
+                if let Some(seen) = seen {
+                    tokio::spawn(fresh.watch(seen, supervisor.handle()));
+                }
+                supervisor.set_preparer(Box::new(fresh));
             }
             exit_code(supervisor.run().await)
         }
@@ -295,6 +290,23 @@ struct FreshStart {
     paths: Paths,
     health: watch::Sender<Health>,
     hub: console::Hub,
+}
+
+impl FreshStart {
+    /// `--watch-config`: restart on a changed config folder that checks out.
+    fn watch(
+        &self,
+        seen: crate::files::Fingerprint,
+        handle: Handle,
+    ) -> impl std::future::Future<Output = ()> {
+        reload::watch_config(
+            self.paths.clone(),
+            seen,
+            handle,
+            self.health.clone(),
+            self.hub.clone(),
+        )
+    }
 }
 
 impl Prepare for FreshStart {
