@@ -451,3 +451,24 @@ fn outputs_of_an_earlier_start_are_removed_and_foreign_files_kept() {
     // written by the demo's IOC wrapper, not by iocrun: kept
     assert!(runtime.join("st-softioc.cmd").is_file());
 }
+
+#[test]
+fn an_empty_config_folder_is_a_clear_start_error() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.root().join("ioc/bin")).expect("ioc folder");
+    env.write("ioc/config/README", "nothing to run here\n");
+    let mut cmd = env.iocrun_ioc();
+    cmd.args(["--fail-pause", "10ms"]);
+    let (code, out) = pid1::start(Mode::Subreaper, cmd).wait();
+    assert_eq!(code, 1, "{out}");
+    let want = format!(
+        "config folder '{}' has none of ioc.yaml, st.cmd or start.sh: nothing to start",
+        env.config_dir().display()
+    );
+    assert!(out.contains(&want), "{out}");
+    assert!(!out.contains("started pid"), "{out}");
+    assert!(
+        !env.runtime_dir().join(".iocrun-outputs").exists(),
+        "nothing written"
+    );
+}
