@@ -127,6 +127,33 @@ pub enum Command {
     Caget(CagetArgs),
     /// Exit 0/1 from the running supervisor's cached verdict (for Kubernetes exec probes).
     Probe(ProbeArgs),
+    /// Show the running IOC's state, pid, uptime, restarts, last exit and config error.
+    Status(StatusArgs),
+    /// Restart the running IOC in place, re-reading the config folder.
+    Restart(ControlArgs),
+    /// Stop the IOC and iocrun, as SIGTERM to iocrun does.
+    Stop(ControlArgs),
+}
+
+/// The supervisor to talk to, for `iocrun restart` and `iocrun stop`.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The supervisor's control socket.
+    #[arg(long, env = "IOCRUN_CONTROL_SOCKET", value_name = "PATH", default_value = crate::serve::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
+    pub timeout: Duration,
+}
+
+/// `iocrun status [--json]`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One line of JSON instead of `key: value` lines.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 /// `iocrun probe`.
@@ -347,6 +374,16 @@ pub struct StartArgs {
     /// Pause before exiting when a start step fails, so the pod does not hot-loop.
     #[arg(long, env = "IOCRUN_FAIL_PAUSE", default_value = "10s", value_parser = parse_duration)]
     pub fail_pause: Duration,
+
+    /// Folder of start hooks: executables run in name order before every render
+    /// [default: $IOC/start.d].
+    #[arg(long = "start-d", env = "IOCRUN_START_D", value_name = "DIR")]
+    pub start_d: Option<PathBuf>,
+
+    /// Watch the config folder (a Kubernetes ConfigMap update too): a change that checks out
+    /// restarts the IOC on it; one that does not is reported and the IOC runs on.
+    #[arg(long, env = "IOCRUN_WATCH_CONFIG")]
+    pub watch_config: bool,
 
     /// The console: socket, scrollback, log file, stdin.
     #[command(flatten)]

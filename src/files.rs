@@ -377,6 +377,91 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), FilesError> {
     Ok(())
 }
 
+/// Move every file under `from` to the same relative path under `to`, each by one rename
+/// (so `from` must be on the same file system; readers see the old or the new file, never
+/// half of one). Returns the relative paths moved, sorted. Folders are created as needed.
+pub fn move_tree(from: &Path, to: &Path) -> Result<Vec<PathBuf>, FilesError> {
+    let mut moved = Vec::new();
+    move_into(from, to, Path::new(""), &mut moved)?;
+    moved.sort();
+    Ok(moved)
+}
+
+fn move_into(
+    root: &Path,
+    to: &Path,
+    rel: &Path,
+    moved: &mut Vec<PathBuf>,
+) -> Result<(), FilesError> {
+    let dir = root.join(rel);
+    let entries = fs::read_dir(&dir).map_err(|source| FilesError::Read {
+        path: dir.clone(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let rel = rel.join(entry.file_name());
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir {
+            move_into(root, to, &rel, moved)?;
+            continue;
+        }
+        let target = to.join(&rel);
+        create_dir_all(parent_of(&target))?;
+        fs::rename(entry.path(), &target).map_err(|source| FilesError::Write {
+            path: target.clone(),
+            source,
+        })?;
+        moved.push(rel);
+    }
+    Ok(())
+}
+
+/// What a folder looks like, cheaply: each entry's relative path, link target, size and
+/// modification time, walking real sub-folders (a Kubernetes ConfigMap's `..data` link and its
+/// timestamped folder included), at most [`FINGERPRINT_MAX_ENTRIES`] entries and 4 levels
+/// deep. Two equal fingerprints mean no visible change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint(Vec<(PathBuf, Option<PathBuf>, u64, Option<std::time::SystemTime>)>);
+
+/// The bound of a [`Fingerprint`]; entries beyond it are not watched.
+pub const FINGERPRINT_MAX_ENTRIES: usize = 4096;
+
+/// The fingerprint of `dir` (empty when it cannot be read).
+pub fn fingerprint(dir: &Path) -> Fingerprint {
+    let mut entries = Vec::new();
+    fingerprint_into(dir, Path::new(""), 0, &mut entries);
+    entries.sort();
+    Fingerprint(entries)
+}
+
+fn fingerprint_into(
+    root: &Path,
+    rel: &Path,
+    depth: usize,
+    out: &mut Vec<(PathBuf, Option<PathBuf>, u64, Option<std::time::SystemTime>)>,
+) {
+    let Ok(entries) = fs::read_dir(root.join(rel)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if out.len() >= FINGERPRINT_MAX_ENTRIES {
+            return;
+        }
+        let rel = rel.join(entry.file_name());
+        let path = entry.path();
+        let link = fs::read_link(&path).ok();
+        // through links: a ConfigMap's files are links whose targets change
+        let meta = fs::metadata(&path).ok();
+        let size = meta.as_ref().map_or(0, |m| m.len());
+        let modified = meta.as_ref().and_then(|m| m.modified().ok());
+        let real_dir = link.is_none() && meta.as_ref().is_some_and(|m| m.is_dir());
+        out.push((rel.clone(), link, size, modified));
+        if real_dir && depth < 4 {
+            fingerprint_into(root, &rel, depth + 1, out);
+        }
+    }
+}
+
 fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -420,6 +505,23 @@ mod tests {
         assert!(!dir.join("stale.txt").exists());
         let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temporary folders must not remain");
+    }
+
+    #[test]
+    fn a_fingerprint_sees_a_configmap_link_swap_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        for v in ["..v1", "..v2"] {
+            fs::create_dir_all(dir.join(v)).unwrap();
+            fs::write(dir.join(v).join("ioc.yaml"), "same size").unwrap();
+        }
+        std::os::unix::fs::symlink("..v1", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/ioc.yaml", dir.join("ioc.yaml")).unwrap();
+        let before = fingerprint(dir);
+        assert_eq!(fingerprint(dir), before, "nothing changed");
+        std::os::unix::fs::symlink("..v2", dir.join("..tmp")).unwrap();
+        fs::rename(dir.join("..tmp"), dir.join("..data")).unwrap();
+        assert_ne!(fingerprint(dir), before, "the ..data link moved");
     }
 
     #[test]

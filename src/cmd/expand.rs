@@ -99,16 +99,18 @@ pub fn run(args: ExpandArgs) -> Result<ExitCode, Error> {
 }
 
 /// Start step 6: when `$RUNTIME_DIR/ioc.subst` exists, expand it in-process into
-/// `$RUNTIME_DIR/ioc.db` with the search path config, `$SUPPORT/*/db`, runtime (no `-V`).
-/// Macros left unexpanded are logged at info level; any failure is an error (msi's exit 1
-/// stops start.sh too).
-pub fn ioc_db_step(paths: &Paths) -> Result<(), Error> {
+/// `$RUNTIME_DIR/ioc.db` with the search path config, `$SUPPORT/*/db`, runtime, then the
+/// folders of `also` (no `-V`). Macros left unexpanded are logged at info level; any failure
+/// is an error (msi's exit 1 stops start.sh too).
+pub fn ioc_db_step(paths: &Paths, also: &[PathBuf]) -> Result<(), Error> {
     let subst = paths.runtime("ioc.subst");
     if !subst.exists() {
         tracing::debug!("no {}; nothing to expand", subst.display());
         return Ok(());
     }
-    let include = expand::ioc_include_path(&paths.config_dir, &paths.support, &paths.runtime_dir);
+    let mut include =
+        expand::ioc_include_path(&paths.config_dir, &paths.support, &paths.runtime_dir);
+    include.extend_from_slice(also);
     let out = paths.runtime("ioc.db");
     let outcome = expand::expand_subst_file(&subst, &include, &out)?;
     if !outcome.undefined_names.is_empty() {

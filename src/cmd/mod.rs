@@ -4,6 +4,7 @@ pub mod attach;
 pub mod autosave;
 mod caget;
 pub mod check;
+mod control;
 pub mod expand;
 pub mod generate;
 pub mod place_files;
@@ -35,5 +36,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Schema(args) => schema::run(&args),
         Command::Caget(args) => caget::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Status(args) => control::status(args),
+        Command::Restart(args) => control::request(&args, "restart"),
+        Command::Stop(args) => control::request(&args, "stop"),
     }
 }

@@ -8,11 +8,24 @@
 //! is published to the probes, and exits non-zero after `--fail-pause`, as start.sh's
 //! `sleep 10` did, so the pod does not hot-loop. With `-- COMMAND`, steps 2–8 are skipped and
 //! COMMAND is supervised instead (a plain init, like tini; for Python IOCs and for tests).
+//!
+//! Every later start is a fresh start: the supervisor asks `FreshStart` (its `Prepare`r)
+//! before each restart, which runs steps 3–7 again (hooks, render, autosave, msi, place
+//! files; not the hardware wait). Those steps build into a staging folder (`outputs.rs`), so a
+//! config that no longer works leaves the last good outputs whole: the error is published and
+//! the IOC starts from them. With `--watch-config`, `reload.rs` asks for a restart when the
+//! config folder changes and checks out. Control-socket requests (`iocrun restart`, `iocrun
+//! stop`) arrive from serve as `serve::Request`s and become supervisor controls here.
 
 mod health;
+mod hooks;
 mod nested;
+mod outputs;
 mod release_shell;
+mod reload;
 mod writable;
+
+use outputs::Staging;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -27,9 +40,10 @@ use crate::console::{self, ConsoleInput};
 use crate::error::Error;
 use crate::files;
 use crate::paths::Paths;
-use crate::serve::{self, Health, Phase, StepTiming};
+use crate::serve::{self, Health, Phase};
 use crate::supervise::{
-    self, CommandSpec, Config, Control, Handle, OutputSink, Policy, Pty, RealSys, State, Supervisor,
+    self, CommandSpec, Config, Control, Handle, OutputSink, Policy, Prepare, Prepared, Pty,
+    RealSys, RestartReason, State, Supervisor,
 };
 
 /// A start step that failed outside any stage module.
@@ -46,6 +60,10 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("config folder '{path}' has none of ioc.yaml, st.cmd or start.sh: nothing to start")]
+    NoConfig { path: PathBuf },
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
     #[error("start step {step} stopped unexpectedly")]
     StepPanicked { step: &'static str },
     #[error(transparent)]
@@ -86,12 +104,18 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
     let (state, state_rx) = watch::channel(State::generating());
     let supervisor = Supervisor::new(RealSys::new(pty), config(&args), sink.clone(), state);
     let (stop, stopped) = watch::channel(None::<i32>);
-    install_signals(supervisor.handle(), stop)?;
+    let deliver = deliver_signals(supervisor.handle(), stop);
+    supervise::install_signals({
+        let deliver = deliver.clone();
+        move |sig| deliver(sig)
+    })?;
     let mut serve_cfg = serve::ServeConfig::resolve(&args.serve, |n| std::env::var(n).ok());
     match serve::load_pv_metrics(&args.serve, |n| std::env::var(n).ok()) {
         Ok(entries) => serve_cfg.pv.entries = entries,
         Err(err) => return Ok(fail_now(&err.into(), args.fail_pause)),
     }
+    let (requests, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    serve_cfg.settings.requests = Some(requests);
     let code = runtime.block_on(async {
         let (done, done_rx) = watch::channel(false);
         let console = tokio::spawn(serve_console(
@@ -102,6 +126,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
         ));
         let server = tokio::spawn(serve::run(serve_cfg, health_rx, until_true(done_rx)));
         tokio::spawn(health::publish(state_rx, hub.clone(), health.clone()));
+        tokio::spawn(act_on_requests(requests_rx, supervisor.handle(), deliver));
         let code = prepare_and_supervise(&args, paths, supervisor, health, stopped, &hub).await;
         let _ = done.send(true);
         let _ = console.await;
@@ -129,9 +154,20 @@ async fn prepare_and_supervise(
     mut stopped: watch::Receiver<Option<i32>>,
     hub: &console::Hub,
 ) -> ExitCode {
+    // the folder as the first start reads it: a change from here on is a reload
+    let seen = match args.watch_config && args.command.is_empty() {
+        true => Some(reload::look(&paths).await),
+        false => None,
+    };
     let steps = {
-        let (args, health, hub) = (args.clone(), health.clone(), hub.clone());
-        tokio::task::spawn_blocking(move || prepare(&args, &paths, &health, &hub))
+        let (args, paths, health, hub) = (args.clone(), paths.clone(), health.clone(), hub.clone());
+        tokio::task::spawn_blocking(move || {
+            let report = Report {
+                health: &health,
+                hub: &hub,
+            };
+            prepare(&args, &paths, &report)
+        })
     };
     let prepared = tokio::select! {
         joined = steps => joined.unwrap_or(Err(StartError::StepPanicked { step: "3-8" }.into())),
@@ -145,6 +181,18 @@ async fn prepare_and_supervise(
         Ok(command) => {
             health.send_modify(|h| h.start_done = true);
             supervisor.set_command(command);
+            if args.command.is_empty() {
+                let fresh = FreshStart {
+                    args: args.clone(),
+                    paths,
+                    health,
+                    hub: hub.clone(),
+                };
+                if let Some(seen) = seen {
+                    tokio::spawn(fresh.watch(seen, supervisor.handle()));
+                }
+                supervisor.set_preparer(Box::new(fresh));
+            }
             exit_code(supervisor.run().await)
         }
         Err(err) => {
@@ -158,33 +206,63 @@ async fn prepare_and_supervise(
     }
 }
 
-/// Steps 3–8: everything before the IOC can be spawned; returns what to spawn.
-fn prepare(
-    args: &StartArgs,
-    paths: &Paths,
-    health: &watch::Sender<Health>,
-    hub: &console::Hub,
-) -> Result<CommandSpec, Error> {
+/// Steps 3–8 of the first start: the fresh start, then the hardware wait; returns what to
+/// spawn.
+fn prepare(args: &StartArgs, paths: &Paths, report: &Report) -> Result<CommandSpec, Error> {
     if !args.command.is_empty() {
         return Ok(CommandSpec {
             argv: args.command.clone(),
             cwd: None,
         });
     }
+    let command = fresh_start(args, paths, report, "first")?;
+    report
+        .health
+        .send_modify(|h| h.phase = Phase::WaitingHardware);
+    report.timed("do_wait", || step8_wait(args, paths, report))?;
+    Ok(command)
+}
+
+/// Steps 3–7, the ones that read the config folder: start hooks, the `start.sh` override,
+/// copy, render, autosave, msi, place files. They run at the first start and again before
+/// every restart, so an edited config is live after `exit`, a crash or `iocrun restart`.
+fn fresh_start(
+    args: &StartArgs,
+    paths: &Paths,
+    report: &Report,
+    reason: &str,
+) -> Result<CommandSpec, Error> {
+    report.timed("start_d", || {
+        hooks::run_hooks(&start_d(args, paths), reason, report.hub)
+            .map_err(|e| Error::from(StartError::from(e)))
+    })?;
     if let Some(command) = step3_start_sh_override(paths) {
         return Ok(command);
     }
-    step4_copy_handwritten(paths)?;
+    step3_config_present(paths)?;
+    // steps 4–7 write into a staging folder, published only once they all succeeded
+    let staging = Staging::new(&paths.runtime_dir)?;
+    let staged = Paths {
+        runtime_dir: staging.dir().to_owned(),
+        ..paths.clone()
+    };
+    step4_copy_handwritten(&staged)?;
     if paths.config_dir.join("ioc.yaml").is_file() {
-        timed(health, "ibek_generate", || step5_render(paths, health))?;
+        report.timed("ibek_generate", || step5_render(&staged, report.health))?;
     }
-    timed(health, "autosave", || step5_autosave(paths))?;
-    timed(health, "msi", || step6_expand(paths))?;
-    timed(health, "place_files", || {
-        crate::cmd::place_files::place_step(paths)
+    report.timed("autosave", || step5_autosave(&staged))?;
+    report.timed("msi", || step6_expand(&staged, paths))?;
+    report.timed("place_files", || {
+        crate::cmd::place_files::place_step(&staged)
     })?;
-    health.send_modify(|h| h.phase = Phase::WaitingHardware);
-    timed(health, "do_wait", || step8_wait(args, paths, health, hub))?;
+    let removed = staging.publish(&paths.runtime_dir)?;
+    if !removed.is_empty() {
+        let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+        report.hub.notice(&format!(
+            "removed outputs of an earlier start: {}",
+            names.join(", ")
+        ));
+    }
     Ok(ioc_command(paths))
 }
 
@@ -204,6 +282,73 @@ fn step0_one_supervisor(args: &StartArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The start hook folder: `--start-d`, else `$IOC/start.d`.
+fn start_d(args: &StartArgs, paths: &Paths) -> PathBuf {
+    args.start_d
+        .clone()
+        .unwrap_or_else(|| paths.ioc.join("start.d"))
+}
+
+/// Before a restart: the fresh start again (not the hardware wait: the devices were reached
+/// once, and a restart should be quick; a device that went away makes the IOC fail and back
+/// off). When the config folder no longer works, the error is published and the IOC starts
+/// from the outputs of the last good start, which every step leaves intact when it fails.
+struct FreshStart {
+    args: StartArgs,
+    paths: Paths,
+    health: watch::Sender<Health>,
+    hub: console::Hub,
+}
+
+impl FreshStart {
+    /// `--watch-config`: restart on a changed config folder that checks out.
+    fn watch(
+        &self,
+        seen: crate::files::Fingerprint,
+        handle: Handle,
+    ) -> impl std::future::Future<Output = ()> {
+        reload::watch_config(
+            self.paths.clone(),
+            seen,
+            handle,
+            self.health.clone(),
+            self.hub.clone(),
+        )
+    }
+}
+
+impl Prepare for FreshStart {
+    fn prepare(&mut self, reason: RestartReason) -> Prepared {
+        let (args, paths) = (self.args.clone(), self.paths.clone());
+        let (health, hub) = (self.health.clone(), self.hub.clone());
+        let fallback = ioc_command(&self.paths);
+        Box::pin(async move {
+            let steps = tokio::task::spawn_blocking(move || {
+                let report = Report {
+                    health: &health,
+                    hub: &hub,
+                };
+                health.send_modify(|h| h.phase = Phase::Generating);
+                match fresh_start(&args, &paths, &report, reason.label()) {
+                    Ok(command) => {
+                        health.send_modify(|h| h.config_error = None);
+                        command
+                    }
+                    Err(err) => {
+                        let message = crate::error::chain(&err);
+                        hub.notice(&format!(
+                            "config error: {message}; starting the IOC from the last good outputs"
+                        ));
+                        health.send_modify(|h| h.config_error = Some(message));
+                        ioc_command(&paths)
+                    }
+                }
+            });
+            steps.await.unwrap_or(fallback)
+        })
+    }
 }
 
 /// Step 1: a clean signal mask before any thread exists, and the reaper role when not PID 1.
@@ -255,6 +400,18 @@ fn step3_start_sh_override(paths: &Paths) -> Option<CommandSpec> {
     })
 }
 
+/// Step 3, without an override: the config folder must hold an instance (`ioc.yaml`) or a
+/// hand-written `st.cmd`; otherwise the IOC would crash-loop on a missing st.cmd.
+fn step3_config_present(paths: &Paths) -> Result<(), Error> {
+    if paths.config_dir.join("ioc.yaml").is_file() || paths.config_dir.join("st.cmd").is_file() {
+        return Ok(());
+    }
+    Err(StartError::NoConfig {
+        path: paths.config_dir.clone(),
+    }
+    .into())
+}
+
 /// Step 4: hand-written `ioc.db`, `ioc.subst` and `st.cmd` from the config folder.
 fn step4_copy_handwritten(paths: &Paths) -> Result<(), Error> {
     for name in ["ioc.db", "ioc.subst", "st.cmd"] {
@@ -290,21 +447,51 @@ fn step5_autosave(paths: &Paths) -> Result<(), Error> {
     crate::cmd::autosave::autosave_step(paths)
 }
 
-/// Step 6: `$RUNTIME_DIR/ioc.subst` (rendered or hand-written) expanded in-process into
-/// `ioc.db`, searching config, `$SUPPORT/*/db`, runtime; a missing template stops start-up.
-fn step6_expand(paths: &Paths) -> Result<(), Error> {
-    crate::cmd::expand::ioc_db_step(paths)
+/// Step 6: the staged ioc.subst (rendered or hand-written) expanded in-process into `ioc.db`,
+/// searching config, `$SUPPORT/*/db`, the staged outputs, then `$RUNTIME_DIR` (where start
+/// hooks may have written databases); a missing template stops start-up.
+fn step6_expand(staged: &Paths, paths: &Paths) -> Result<(), Error> {
+    crate::cmd::expand::ioc_db_step(staged, std::slice::from_ref(&paths.runtime_dir))
 }
 
 /// Step 8: wait for the hardware in wait_list.yaml; progress goes to the console stream.
-fn step8_wait(
-    args: &StartArgs,
-    paths: &Paths,
-    health: &watch::Sender<Health>,
-    hub: &console::Hub,
-) -> Result<(), Error> {
-    let mut report = WaitReport { health, hub };
+fn step8_wait(args: &StartArgs, paths: &Paths, report: &Report) -> Result<(), Error> {
+    let mut report = WaitReport {
+        health: report.health,
+        hub: report.hub,
+    };
     crate::cmd::wait::wait_step(paths, &args.wait, &mut report)
+}
+
+/// Where the start steps say how they went: the probes and metrics, and the console stream.
+pub(super) struct Report<'a> {
+    pub(super) health: &'a watch::Sender<Health>,
+    pub(super) hub: &'a console::Hub,
+}
+
+impl Report<'_> {
+    /// Run one step; its duration and outcome go to the metrics and, as one `@@@` line, to
+    /// the console stream (so `kubectl logs` shows where a start spends its time).
+    fn timed<T>(
+        &self,
+        step: &'static str,
+        f: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let result = f();
+        let took = started.elapsed();
+        let outcome = if result.is_ok() { "done" } else { "failed" };
+        self.hub
+            .notice(&format!("start step {step} {outcome} in {}", seconds(took)));
+        self.health
+            .send_modify(|h| h.record_step(step, took, result.is_err()));
+        result
+    }
+}
+
+/// `0.012s`: a step's duration, to the millisecond.
+fn seconds(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
 }
 
 struct WaitReport<'a> {
@@ -320,23 +507,6 @@ impl crate::wait::Report for WaitReport<'_> {
         let devices: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
         self.health.send_modify(|h| h.hw_pending = devices);
     }
-}
-
-/// Run one step, recording its duration and outcome for the metrics.
-fn timed<T>(
-    health: &watch::Sender<Health>,
-    step: &'static str,
-    f: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
-    let started = Instant::now();
-    let result = f();
-    let timing = StepTiming {
-        step,
-        duration: started.elapsed(),
-        failed: result.is_err(),
-    };
-    health.send_modify(|h| h.steps.push(timing));
-    result
 }
 
 /// The built-in child: `$IOC/bin/$EPICS_HOST_ARCH/ioc $RUNTIME_DIR/st.cmd`, run in `$IOC`.
@@ -369,17 +539,36 @@ fn config(args: &StartArgs) -> Config {
     }
 }
 
-/// Every signal goes to the supervisor; stop signals (and a hang-up of the terminal iocrun runs
-/// in) also end the start steps early.
-fn install_signals(handle: Handle, stop: watch::Sender<Option<i32>>) -> Result<(), Error> {
+/// What a signal does: every signal goes to the supervisor; stop signals (and a hang-up of
+/// the terminal iocrun runs in) also end the start steps early.
+fn deliver_signals(
+    handle: Handle,
+    stop: watch::Sender<Option<i32>>,
+) -> Arc<dyn Fn(i32) + Send + Sync> {
     let hangup_stops = supervise::interactive();
-    supervise::install_signals(move |sig| {
+    Arc::new(move |sig| {
         if matches!(sig, libc::SIGTERM | libc::SIGINT) || (sig == libc::SIGHUP && hangup_stops) {
             stop.send_replace(Some(sig));
         }
         handle.signal(sig);
-    })?;
-    Ok(())
+    })
+}
+
+/// Control-socket requests: `restart` is a graceful restart with a fresh start, `stop` is
+/// SIGTERM to iocrun.
+async fn act_on_requests(
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<serve::Request>,
+    handle: Handle,
+    deliver: Arc<dyn Fn(i32) + Send + Sync>,
+) {
+    while let Some(request) = requests.recv().await {
+        match request {
+            serve::Request::Restart => {
+                handle.send(Control::Restart(RestartReason::Request));
+            }
+            serve::Request::Stop => deliver(libc::SIGTERM),
+        }
+    }
 }
 
 /// Serve console clients until `done`, passing their input to the supervisor. A socket that

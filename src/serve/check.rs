@@ -55,6 +55,7 @@ pub async fn run(
     };
     // consecutive failures count only once this IOC process has answered (startup grace)
     let (mut answered_pid, mut streak) = (None::<Option<u32>>, 0u32);
+    let mut log = FailureLog::default();
     loop {
         let snapshot = health.borrow_and_update().clone();
         let wait = if snapshot.phase != Phase::Running {
@@ -68,6 +69,7 @@ pub async fn run(
             }
             let status = match status {
                 Ok((duration, uptime)) => {
+                    log.answered(&pv);
                     (answered_pid, streak) = (Some(snapshot.ioc_pid), 0);
                     CaStatus::Ok {
                         at: SystemTime::now(),
@@ -75,11 +77,18 @@ pub async fn run(
                         uptime,
                     }
                 }
-                Err(e) => {
-                    if answered_pid == Some(snapshot.ioc_pid) {
+                Err((e, tried)) => {
+                    let answered = answered_pid == Some(snapshot.ioc_pid);
+                    if answered {
                         streak += 1;
                     }
-                    tracing::debug!("channel access check of {pv} failed: {e}");
+                    let running_for = snapshot
+                        .ioc_started
+                        .and_then(|t| SystemTime::now().duration_since(t).ok())
+                        .unwrap_or_default();
+                    if answered || running_for >= STARTUP_QUIET {
+                        log.failed(&pv, &e, &tried);
+                    }
                     CaStatus::Failed {
                         at: SystemTime::now(),
                         result: result_label(&e),
@@ -110,12 +119,56 @@ pub async fn run(
     }
 }
 
-/// One check: read the PV, return how long it took and the uptime it shows.
+/// How long a starting IOC may leave its PV unanswered before failures are logged.
+const STARTUP_QUIET: Duration = Duration::from_secs(30);
+/// At most one failure message per this long while checks keep failing.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Failed checks as log lines a person can follow: the first at once, then at most one per
+/// [`LOG_EVERY`] with the number left out, and one line when the PV answers again.
+#[derive(Debug, Default)]
+struct FailureLog {
+    last: Option<Instant>,
+    /// Failures since the last line.
+    unlogged: u32,
+    /// Failures since the PV last answered.
+    failures: u32,
+}
+
+impl FailureLog {
+    fn failed(&mut self, pv: &str, e: &CaError, tried: &str) {
+        self.failures += 1;
+        if self.last.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            self.unlogged += 1;
+            return;
+        }
+        let more = match self.unlogged {
+            0 => String::new(),
+            n => format!(" ({n} more failures since the last message)"),
+        };
+        tracing::warn!("channel access check of {pv} failed: {e}; tried {tried}{more}");
+        self.last = Some(Instant::now());
+        self.unlogged = 0;
+    }
+
+    fn answered(&mut self, pv: &str) {
+        if self.last.is_some() {
+            tracing::warn!(
+                "channel access check of {pv} answers again (after {} failures)",
+                self.failures
+            );
+        }
+        *self = FailureLog::default();
+    }
+}
+
+/// One check: read the PV, return how long it took and the uptime it shows; on failure, the
+/// error and the addresses tried.
 async fn check_once(
     cfg: &CheckConfig,
     pv: &str,
     pid: Option<u32>,
-) -> Result<(Duration, Option<f64>), CaError> {
+) -> Result<(Duration, Option<f64>), (CaError, String)> {
     let started = Instant::now();
     let deadline = started + cfg.timeout;
     let local = local_servers(&cfg.ca, cfg.remote, pid);
@@ -129,12 +182,21 @@ async fn check_once(
             Err(e) => last = Some(e),
         }
     }
+    let mut tried: Vec<String> = local.iter().map(|a| format!("tcp {a}")).collect();
     if Instant::now() < deadline {
-        let server = ca::search(&cfg.ca, pv, deadline).await?;
-        let r = ca::read(server, pv, &cfg.ca, deadline).await?;
+        let to: Vec<String> = cfg.ca.search_to.iter().map(|a| a.to_string()).collect();
+        tried.push(format!("udp search to [{}]", to.join(", ")));
+        let tried = tried.join(", ");
+        let server = ca::search(&cfg.ca, pv, deadline)
+            .await
+            .map_err(|e| (e, tried.clone()))?;
+        let r = ca::read(server, pv, &cfg.ca, deadline)
+            .await
+            .map_err(|e| (e, format!("{tried}, then tcp {server}")))?;
         return Ok((started.elapsed(), uptime(&r.value.values)));
     }
-    Err(last.unwrap_or(CaError::NotFound { pv: pv.to_owned() }))
+    let e = last.unwrap_or(CaError::NotFound { pv: pv.to_owned() });
+    Err((e, tried.join(", ")))
 }
 
 /// Where the IOC process `pid` listens, to try before any search: the CA server port first

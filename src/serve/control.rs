@@ -1,11 +1,20 @@
-//! The control socket `iocrun probe` talks to, and the client side of it.
+//! The control socket `iocrun probe`, `iocrun status`, `iocrun restart` and `iocrun stop` talk
+//! to, and the client side of it.
 //!
 //! Protocol: the client connects to the unix socket (default `/tmp/iocrun-control.sock`),
-//! writes one word and a newline (`startup`, `ready` or `live`); the server answers one line,
-//! `ok REASON` or `fail REASON` (or `error REASON` for a word it does not know), and closes.
-//! Answers come from the cached verdicts, so a probe costs a connect and two small writes: no
-//! EPICS tools, no Channel Access, no port to allocate under `hostNetwork`
-//! (`spec/deploy-k8s.md` §6.3).
+//! writes one request line (at most 64 bytes) and reads the answer until the server closes:
+//!
+//! * `startup`, `ready`, `live`: one line, `ok REASON` or `fail REASON`;
+//! * `status`: `key: value` lines; `status json`: one line of JSON;
+//! * `restart`: `ok restarting` (the IOC is stopped gracefully and started afresh), or
+//!   `error REASON` when there is no IOC to restart yet;
+//! * `stop`: `ok stopping` (as SIGTERM to iocrun);
+//! * anything else: `error unknown request '…'`.
+//!
+//! Probe answers come from the cached verdicts, so a probe costs a connect and two small
+//! writes: no EPICS tools, no Channel Access, no port to allocate under `hostNetwork`
+//! (`spec/deploy-k8s.md` §6.3). The socket is mode 0600: whoever may probe may also restart
+//! and stop, as whoever may `kill` PID 1 may.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -15,9 +24,22 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::health::{ProbeKind, Verdict};
+use super::health::{Phase, ProbeKind, Verdict};
 use super::http::AppState;
+use super::status::Status;
 use super::ServeError;
+
+/// What a control client asks the supervisor to do (the start sequence acts on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Stop the IOC gracefully and start it again with a fresh start.
+    Restart,
+    /// Stop as on SIGTERM.
+    Stop,
+}
+
+/// The largest answer a client reads (a status with a long config error).
+const MAX_ANSWER: u64 = 64 * 1024;
 
 /// Where the control socket is when nobody says otherwise.
 pub const DEFAULT_SOCKET: &str = "/tmp/iocrun-control.sock";
@@ -75,16 +97,44 @@ async fn answer(stream: UnixStream, state: &AppState) -> std::io::Result<()> {
     if got.is_err() {
         return Ok(());
     }
-    let word = line.trim();
-    let reply = match ProbeKind::from_word(word) {
-        Some(kind) => {
-            let v = state.verdict(kind);
-            format!("{} {}\n", if v.ok { "ok" } else { "fail" }, v.reason)
-        }
-        None => format!("error unknown probe '{word}'\n"),
-    };
+    let reply = reply(line.trim(), state);
     write.write_all(reply.as_bytes()).await?;
     write.shutdown().await
+}
+
+/// The answer to one request line.
+fn reply(request: &str, state: &AppState) -> String {
+    if let Some(kind) = ProbeKind::from_word(request) {
+        let v = state.verdict(kind);
+        return format!("{} {}\n", if v.ok { "ok" } else { "fail" }, v.reason);
+    }
+    match request {
+        "status" => Status::now(state).text(),
+        "status json" => Status::now(state).json(),
+        "restart" => {
+            let phase = state.health.borrow().phase.clone();
+            if !matches!(phase, Phase::Running | Phase::Backoff) {
+                return format!("error no IOC to restart ({})\n", phase.label());
+            }
+            send(state, Request::Restart, "ok restarting\n")
+        }
+        "stop" => send(state, Request::Stop, "ok stopping\n"),
+        other => format!(
+            "error unknown request '{other}' (startup, ready, live, status, status json, restart, stop)\n"
+        ),
+    }
+}
+
+fn send(state: &AppState, request: Request, ok: &str) -> String {
+    let sent = state
+        .settings
+        .requests
+        .as_ref()
+        .is_some_and(|tx| tx.send(request).is_ok());
+    match sent {
+        true => ok.to_owned(),
+        false => "error this supervisor takes no requests\n".to_owned(),
+    }
 }
 
 /// A probe that could not get an answer.
@@ -108,25 +158,7 @@ pub enum ProbeError {
 
 /// Ask the supervisor at `path` for one verdict (blocking; used by `iocrun probe`).
 pub fn probe(path: &Path, kind: ProbeKind, timeout: Duration) -> Result<Verdict, ProbeError> {
-    let mut stream =
-        std::os::unix::net::UnixStream::connect(path).map_err(|source| ProbeError::Connect {
-            path: path.to_owned(),
-            source,
-        })?;
-    let exchange = |source| ProbeError::Exchange {
-        path: path.to_owned(),
-        source,
-    };
-    stream.set_read_timeout(Some(timeout)).map_err(exchange)?;
-    stream.set_write_timeout(Some(timeout)).map_err(exchange)?;
-    stream
-        .write_all(format!("{}\n", kind.word()).as_bytes())
-        .map_err(exchange)?;
-    let mut answer = String::new();
-    stream
-        .take(4096)
-        .read_to_string(&mut answer)
-        .map_err(exchange)?;
+    let answer = ask(path, kind.word(), timeout)?;
     let answer = answer.trim_end();
     match answer.split_once(' ').unwrap_or((answer, "")) {
         ("ok", reason) => Ok(Verdict {
@@ -142,6 +174,30 @@ pub fn probe(path: &Path, kind: ProbeKind, timeout: Duration) -> Result<Verdict,
             answer: answer.to_owned(),
         }),
     }
+}
+
+/// Send one request line to the supervisor at `path` and return its whole answer (blocking).
+pub fn ask(path: &Path, request: &str, timeout: Duration) -> Result<String, ProbeError> {
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| ProbeError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+    let exchange = |source| ProbeError::Exchange {
+        path: path.to_owned(),
+        source,
+    };
+    stream.set_read_timeout(Some(timeout)).map_err(exchange)?;
+    stream.set_write_timeout(Some(timeout)).map_err(exchange)?;
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .map_err(exchange)?;
+    let mut answer = String::new();
+    stream
+        .take(MAX_ANSWER)
+        .read_to_string(&mut answer)
+        .map_err(exchange)?;
+    Ok(answer)
 }
 
 #[cfg(test)]
@@ -192,7 +248,10 @@ mod tests {
         tokio::io::AsyncReadExt::read_to_string(&mut raw, &mut reply)
             .await
             .unwrap();
-        assert_eq!(reply, "error unknown probe 'bogus'\n");
+        assert!(
+            reply.starts_with("error unknown request 'bogus'"),
+            "{reply}"
+        );
         assert!(bind(&path).is_err(), "a live socket is not taken over");
         server.abort();
     }
@@ -221,6 +280,34 @@ mod tests {
             bind(&stale).is_ok(),
             "a socket nobody answers on is replaced"
         );
+    }
+
+    #[test]
+    fn restart_needs_an_ioc_and_stop_is_passed_on() {
+        let (htx, hrx) = watch::channel(Health {
+            phase: Phase::Generating,
+            ..Health::default()
+        });
+        let (_ctx, crx) = watch::channel(CaReport::default());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let state = AppState {
+            health: hrx,
+            ca: crx,
+            settings: Arc::new(Settings {
+                requests: Some(tx),
+                ..Settings::default()
+            }),
+        };
+        assert_eq!(
+            reply("restart", &state),
+            "error no IOC to restart (generating)\n"
+        );
+        htx.send_modify(|h| h.phase = Phase::Running);
+        assert_eq!(reply("restart", &state), "ok restarting\n");
+        assert_eq!(reply("stop", &state), "ok stopping\n");
+        assert_eq!(rx.try_recv().ok(), Some(Request::Restart));
+        assert_eq!(rx.try_recv().ok(), Some(Request::Stop));
+        assert!(reply("status", &state).starts_with("state: running\npid: -\n"));
     }
 
     #[test]

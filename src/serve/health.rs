@@ -55,7 +55,14 @@ pub const RESTART_REASONS: [&str; 4] = ["exit", "signal", "request", "reload"];
 /// `epics_ioc_ca_probes_total{result}`: every label is exported from the start, at 0.
 pub const CA_RESULTS: [&str; 5] = ["ok", "timeout", "refused", "not_found", "error"];
 /// `epics_ioc_generate_errors_total{step}`: the start steps, each exported from the start.
-pub const START_STEPS: [&str; 5] = ["ibek_generate", "autosave", "msi", "place_files", "do_wait"];
+pub const START_STEPS: [&str; 6] = [
+    "start_d",
+    "ibek_generate",
+    "autosave",
+    "msi",
+    "place_files",
+    "do_wait",
+];
 
 /// How the previous IOC process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +71,16 @@ pub enum LastExit {
     Signal(i32),
 }
 
-/// One start step's outcome, for `epics_ioc_generate_*` (§6.2).
+/// One start step's latest run, for `epics_ioc_generate_*` (§6.2). Steps run again before
+/// every restart; each keeps one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepTiming {
     /// One of [`START_STEPS`].
     pub step: &'static str,
+    /// How long its latest run took.
     pub duration: Duration,
-    pub failed: bool,
+    /// How many of its runs failed.
+    pub errors: u64,
 }
 
 /// Everything serve shows, as one snapshot. The publisher replaces it whole on each change;
@@ -100,12 +110,33 @@ pub struct Health {
     /// The `IOC` prefix of each iocStats entity of the rendered instance (its devIocStats
     /// PVs are exported as `epics_ioc_stats_*`).
     pub iocstats_prefixes: Vec<String>,
+    /// Why the config folder could not be used at the latest (re)start or change: the IOC
+    /// runs on the last good outputs meanwhile. `None` once a start or check succeeds.
+    pub config_error: Option<String>,
+    /// Config changes seen by `--watch-config`: (valid, invalid).
+    pub reloads: (u64, u64),
 }
 
 impl Health {
     /// Total in-container restarts.
     pub fn restart_total(&self) -> u64 {
         self.restarts.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Record one run of a start step.
+    pub fn record_step(&mut self, step: &'static str, duration: Duration, failed: bool) {
+        let errors = u64::from(failed);
+        match self.steps.iter_mut().find(|s| s.step == step) {
+            Some(s) => {
+                s.duration = duration;
+                s.errors += errors;
+            }
+            None => self.steps.push(StepTiming {
+                step,
+                duration,
+                errors,
+            }),
+        }
     }
 }
 
@@ -220,11 +251,19 @@ pub fn verdict(
     checks_on: bool,
     live_failures: u32,
 ) -> Verdict {
-    match kind {
+    let mut v = match kind {
         ProbeKind::Startup => startup(health),
         ProbeKind::Ready => ready(health, ca, checks_on),
         ProbeKind::Live => live(health, ca, live_failures),
+    };
+    // a config typo never fails a probe (restarting the pod would not fix it), but says so
+    if let Some(error) = &health.config_error {
+        v.reason = format!(
+            "{}; config error, running on the last good outputs: {error}",
+            v.reason
+        );
     }
+    v
 }
 
 fn startup(health: &Health) -> Verdict {
@@ -334,6 +373,24 @@ mod tests {
             ..Health::default()
         };
         assert!(verdict(ProbeKind::Live, &generating, &failed(9), true, 3).ok);
+    }
+
+    #[test]
+    fn a_config_error_is_in_every_reason_and_fails_none() {
+        let h = Health {
+            config_error: Some("ioc.yaml line 3: bad".into()),
+            ..running()
+        };
+        for kind in [ProbeKind::Startup, ProbeKind::Ready, ProbeKind::Live] {
+            let v = verdict(kind, &h, &ok(), true, 3);
+            assert!(v.ok, "{v:?}");
+            assert!(
+                v.reason.ends_with(
+                    "config error, running on the last good outputs: ioc.yaml line 3: bad"
+                ),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Settings {
     pub autosave_dir: Option<std::path::PathBuf>,
     /// The PV metrics kept current by the monitor task (with `--http` only).
     pub pv_table: Option<Arc<super::pvmetrics::Table>>,
+    /// Where control requests (`restart`, `stop`) go; `None` answers them with an error.
+    pub requests: Option<tokio::sync::mpsc::UnboundedSender<super::control::Request>>,
 }
 
 impl AppState {

@@ -165,10 +165,7 @@ fn start_steps(reg: &mut Registry, h: &Health) {
         "step",
         &took,
     );
-    let failed = with_every_label(
-        &START_STEPS,
-        h.steps.iter().map(|s| (s.step, u64::from(s.failed))),
-    );
+    let failed = with_every_label(&START_STEPS, h.steps.iter().map(|s| (s.step, s.errors)));
     counter_family(
         reg,
         "epics_ioc_generate_errors",
@@ -195,6 +192,30 @@ fn start_steps(reg: &mut Registry, h: &Health) {
         "epics_ioc_pvi_failures",
         "PVI screens that could not be made",
         h.pvi_failures as f64,
+    );
+    config(reg, h);
+}
+
+/// The config folder's health: a typo keeps the IOC on its last good outputs (gauge at 1), and
+/// each change `--watch-config` saw, by whether it could be used (both labels from the start).
+fn config(reg: &mut Registry, h: &Health) {
+    gauge(
+        reg,
+        "epics_ioc_config_error",
+        "1 while the config folder cannot be used and the IOC runs on its last good outputs",
+        bool_f(h.config_error.is_some()),
+    );
+    let (ok, invalid) = h.reloads;
+    let reloads = [
+        ("ok".to_owned(), ok as f64),
+        ("invalid".to_owned(), invalid as f64),
+    ];
+    counter_family(
+        reg,
+        "epics_ioc_config_reloads",
+        "Config folder changes seen, by whether they could be used",
+        "result",
+        &reloads,
     );
 }
 
@@ -472,6 +493,9 @@ mod tests {
             "epics_ioc_last_exit_code 1.0",
             "epics_ioc_ready 0.0",
             "epics_ioc_autosave_file_age_seconds{file=\"autosave_settings.sav\"} 3.0",
+            "epics_ioc_config_error 0.0",
+            "epics_ioc_config_reloads_total{result=\"ok\"} 0.0",
+            "epics_ioc_config_reloads_total{result=\"invalid\"} 0.0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

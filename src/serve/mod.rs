@@ -9,7 +9,8 @@
 //!
 //! * the CA checker (`check`) reads the PV whenever the IOC runs, every second until it first
 //!   answers, then every `--ca-check-period`, and caches the outcome;
-//! * the control socket (`control`) answers `startup`/`ready`/`live` from the cached verdicts;
+//! * the control socket (`control`) answers `startup`/`ready`/`live` from the cached verdicts,
+//!   `status` from the snapshot, and passes `restart`/`stop` on as a [`Request`];
 //! * the HTTP server (`http`), only with `--http ADDR`: a bind failure is logged and never
 //!   stops the IOC.
 //!
@@ -25,6 +26,7 @@ mod http;
 mod metrics;
 mod procstat;
 pub mod pvmetrics;
+mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,7 +37,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use check::{listening_addrs, CheckConfig};
-pub use control::{probe, ProbeError, DEFAULT_SOCKET, SOCKET_ENV};
+pub use control::{ask, probe, ProbeError, Request, DEFAULT_SOCKET, SOCKET_ENV};
 pub use health::{
     verdict, CaReport, CaStatus, Health, LastExit, Phase, ProbeKind, StepTiming, Verdict,
     CA_RESULTS, RESTART_REASONS, START_STEPS,
@@ -176,6 +178,7 @@ impl ServeConfig {
                 live_failures: args.live_failures.max(1),
                 autosave_dir: Some(args.autosave_dir.clone()),
                 pv_table: None,
+                requests: None,
             },
             pv: pvmetrics::PvConfig {
                 entries: Vec::new(),

@@ -23,12 +23,22 @@
 //! (s6-overlay #204) — with the IOC's code or 128 + signal. The same drain follows a final
 //! exit under `--restart never|on-failure`.
 //!
+//! Restart ([`Control::Restart`], from `iocrun restart` or a config reload) stops the IOC as
+//! a stop would (stop input, signal, SIGKILL after the grace period), then starts it again at
+//! once. Before every restart, whatever its cause, the supervisor asks its [`Prepare`]r (set
+//! by the start sequence) for the command to run, and waits for the answer while still
+//! handling signals and control messages: that is how each start re-reads the config folder
+//! without this module knowing about rendering. The start steps may run programs of their
+//! own (start hooks) and wait for them, so reaping pauses while a start is prepared and
+//! catches up as soon as it is done: `waitpid(-1)` would otherwise steal their exit status.
+//!
 //! Everything the kernel does is behind [`sys::Sys`], so all of the above is unit-tested
 //! against a recording fake with tokio's paused clock.
 
 mod child;
 mod lifecycle;
 mod policy;
+mod prepare;
 mod reap;
 mod signals;
 mod state;
@@ -44,6 +54,7 @@ use tokio::time::Instant;
 pub use child::{EndOfInput, Pty, DEFAULT_SIZE};
 pub use lifecycle::{banner_line, OutputSink, StdoutSink};
 pub use policy::{Policy, Restart, GAVE_UP_EXIT_CODE};
+pub use prepare::{Prepare, Prepared};
 pub use signals::unblock_all as unblock_signals;
 pub use state::{signal_name, ChildState, ExitStatus, RestartReason, Restarts, State};
 pub use stdio::{interactive, stdin_size};
@@ -99,8 +110,8 @@ pub enum Control {
     Resize { rows: u16, cols: u16 },
     /// Stop as on SIGTERM.
     Stop,
-    /// Kill the IOC's group now and start it again at once, whatever the policy; counted
-    /// under the reason given.
+    /// Stop the IOC as a stop would, then start it again at once, whatever the policy;
+    /// counted under the reason given.
     Restart(RestartReason),
     /// Send a signal to the IOC's process group.
     Signal(i32),
@@ -177,6 +188,8 @@ struct Stopping {
     killed: bool,
     /// With `stop_input`: the stop signal still to send, and when.
     signal_at: Option<(Instant, i32)>,
+    /// Set when this stop is half of a restart: start again once the IOC is gone.
+    then_restart: Option<RestartReason>,
 }
 
 /// The task that owns the child (see the module's Theory of Operation).
@@ -191,9 +204,13 @@ pub struct Supervisor<S: Sys> {
     /// Process group of the latest child, for stragglers after it is gone.
     group: Option<Pid>,
     restart_at: Option<Instant>,
-    /// A requested restart in progress: the IOC was killed and comes back at once.
-    restart_now: Option<RestartReason>,
     restarts: Restarts,
+    /// Why the pending restart happens.
+    restart_reason: RestartReason,
+    /// Asked for the command before each restart; `None` respawns the same command.
+    preparer: Option<Box<dyn Prepare>>,
+    /// The preparer's answer, while it is being worked out.
+    preparing: Option<Prepared>,
     stop: Option<Stopping>,
     stragglers_told: bool,
     exit_code: Option<i32>,
@@ -219,8 +236,10 @@ impl<S: Sys> Supervisor<S> {
             child: None,
             group: None,
             restart_at: None,
-            restart_now: None,
             restarts: Restarts::default(),
+            restart_reason: RestartReason::Exit,
+            preparer: None,
+            preparing: None,
             stop: None,
             stragglers_told: false,
             exit_code: None,
@@ -234,6 +253,13 @@ impl<S: Sys> Supervisor<S> {
     /// handled).
     pub fn set_command(&mut self, command: CommandSpec) {
         self.cfg.command = command;
+    }
+
+    /// Ask `preparer` for the command before every restart (the start sequence re-reads the
+    /// config folder there). The first start uses the command given to [`Supervisor::new`] or
+    /// [`Supervisor::set_command`].
+    pub fn set_preparer(&mut self, preparer: Box<dyn Prepare>) {
+        self.preparer = Some(preparer);
     }
 
     /// A handle for control messages and state.
@@ -265,8 +291,19 @@ impl<S: Sys> Supervisor<S> {
                     }
                 }
                 () = sleep_until(deadline) => self.on_deadline(),
+                command = prepared(&mut self.preparing) => {
+                    self.preparing = None;
+                    self.reap();
+                    self.cfg.command = command;
+                    self.start_child();
+                }
             }
         }
+    }
+
+    /// True once iocrun is on its way out (not a stop that is half of a restart).
+    fn exiting(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.then_restart.is_none())
     }
 
     fn finished(&self) -> Option<i32> {
@@ -289,6 +326,8 @@ impl<S: Sys> Supervisor<S> {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Signal(sig) => match signals::action(sig) {
+                // the start steps wait for their own children (see the Theory of Operation)
+                signals::Action::Reap if self.preparing.is_some() => {}
                 signals::Action::Reap => self.reap(),
                 signals::Action::Stop => self.begin_stop(sig),
                 signals::Action::Forward if sig == libc::SIGHUP && self.cfg.hangup_stops => {
@@ -315,7 +354,7 @@ impl<S: Sys> Supervisor<S> {
         let now = Instant::now();
         if self.restart_at.is_some_and(|at| at <= now) {
             self.restart_at = None;
-            self.start_child();
+            self.respawn();
         }
         let due = self.stop.as_mut().and_then(|s| {
             let (at, sig) = s.signal_at?;
@@ -329,6 +368,19 @@ impl<S: Sys> Supervisor<S> {
         }
         if self.stop.as_ref().is_some_and(|s| s.deadline <= now) {
             self.grace_over(now);
+        }
+    }
+
+    /// Start again: through the preparer when there is one, else with the same command.
+    fn respawn(&mut self) {
+        match self.preparer.as_mut() {
+            Some(p) => {
+                self.preparing = Some(p.prepare(self.restart_reason));
+                self.publish(ChildState::Generating {
+                    since: SystemTime::now(),
+                });
+            }
+            None => self.start_child(),
         }
     }
 
@@ -382,12 +434,13 @@ impl<S: Sys> Supervisor<S> {
         self.sys.drain_output();
         self.say(&format!("pid {} ended: {status}", run.pid));
         self.state.send_modify(|s| s.last_exit = Some(status));
-        if self.stop.is_some() {
-            self.exit_code.get_or_insert(status.code());
+        if let Some(reason) = self.stop.as_ref().and_then(|s| s.then_restart) {
+            self.stop = None;
+            self.schedule_restart(Duration::ZERO, status, reason);
             return;
         }
-        if let Some(reason) = self.restart_now.take() {
-            self.schedule_restart(Duration::ZERO, status, reason);
+        if self.stop.is_some() {
+            self.exit_code.get_or_insert(status.code());
             return;
         }
         let ran_for = Instant::now().saturating_duration_since(run.started);
@@ -409,6 +462,7 @@ impl<S: Sys> Supervisor<S> {
     fn schedule_restart(&mut self, delay: Duration, last: ExitStatus, reason: RestartReason) {
         self.say(&format!("restarting in {}", human(delay)));
         self.restart_at = Some(Instant::now() + delay);
+        self.restart_reason = reason;
         self.restarts.add(reason);
         let restarts = self.restarts;
         self.state.send_modify(|s| {
@@ -427,6 +481,7 @@ impl<S: Sys> Supervisor<S> {
             deadline: Instant::now() + self.cfg.grace,
             killed: false,
             signal_at: None,
+            then_restart: None,
         });
         let at = SystemTime::now();
         self.publish(if gave_up {
@@ -438,8 +493,12 @@ impl<S: Sys> Supervisor<S> {
 
     fn begin_stop(&mut self, sig: i32) {
         if let Some(stop) = self.stop.as_mut() {
-            // a repeated stop signal is passed on at once; the grace deadline stays
+            // a repeated stop signal (or one during a restart's stop) is passed on at once,
+            // and no restart follows; the grace deadline stays
             stop.signal_at = None;
+            if stop.then_restart.take().is_some() {
+                self.say(&format!("received {}: stopping", signal_name(sig)));
+            }
             self.forward(sig);
             return;
         }
@@ -449,11 +508,22 @@ impl<S: Sys> Supervisor<S> {
             human(self.cfg.grace)
         ));
         self.restart_at = None;
+        // a start being prepared is abandoned: nothing will be spawned
+        if self.preparing.take().is_some() {
+            self.reap();
+        }
+        self.end_child(sig, None);
+    }
+
+    /// Ask the IOC to go (stop input, else `sig`), with the grace period running; `restart`
+    /// says what follows once it has gone.
+    fn end_child(&mut self, sig: i32, then_restart: Option<RestartReason>) {
         let now = Instant::now();
         self.stop = Some(Stopping {
             deadline: now + self.cfg.grace,
             killed: false,
             signal_at: None,
+            then_restart,
         });
         match &self.child {
             Some(run) => {
@@ -483,11 +553,7 @@ impl<S: Sys> Supervisor<S> {
 
     /// Once the IOC is gone and an exit is pending, ask everything else we own to go too.
     fn tell_stragglers(&mut self) {
-        if self.stop.is_none()
-            || self.child.is_some()
-            || !self.children_left
-            || self.stragglers_told
-        {
+        if !self.exiting() || self.child.is_some() || !self.children_left || self.stragglers_told {
             return;
         }
         self.stragglers_told = true;
@@ -511,11 +577,18 @@ impl<S: Sys> Supervisor<S> {
         }
         stop.killed = true;
         stop.deadline = now + KILL_WAIT;
-        self.say("grace period over: sending SIGKILL to every remaining process");
+        let restarting = stop.then_restart.is_some();
+        if restarting {
+            self.say("grace period over: sending SIGKILL to the IOC");
+        } else {
+            self.say("grace period over: sending SIGKILL to every remaining process");
+        }
         if let Some(group) = self.group {
             self.send(Target::Group(group), libc::SIGKILL);
         }
-        self.send(Target::Others, libc::SIGKILL);
+        if !restarting {
+            self.send(Target::Others, libc::SIGKILL);
+        }
     }
 
     fn forward(&mut self, sig: i32) {
@@ -536,15 +609,14 @@ impl<S: Sys> Supervisor<S> {
     }
 
     fn restart(&mut self, reason: RestartReason) {
-        if self.stop.is_some() {
+        if self.stop.is_some() || self.preparing.is_some() {
             return;
         }
         match &self.child {
             Some(run) => {
                 let pid = run.pid;
-                self.say(&format!("restart requested: killing pid {pid}"));
-                self.restart_now = Some(reason);
-                self.send(Target::Group(pid), libc::SIGKILL);
+                self.say(&format!("restart ({}): stopping pid {pid}", reason.label()));
+                self.end_child(libc::SIGTERM, Some(reason));
             }
             // in backoff: the pending restart happens now (already counted by its own reason)
             None if self.restart_at.is_some() => self.restart_at = Some(Instant::now()),
@@ -572,6 +644,14 @@ impl<S: Sys> Supervisor<S> {
 
 /// How long to wait for SIGKILLed processes to be reaped before leaving without them.
 const KILL_WAIT: Duration = Duration::from_secs(1);
+
+/// The preparer's command, once it is ready; never, when nothing is being prepared.
+async fn prepared(preparing: &mut Option<Prepared>) -> CommandSpec {
+    match preparing {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -49,7 +49,8 @@ pub fn signal_name(sig: i32) -> String {
 /// supervisor the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildState {
-    /// Start steps 2–7 (copy, render, expand, place files) are running.
+    /// Start steps 2–7 (copy, render, expand, place files) are running; also before each
+    /// restart, while the start steps that read the config folder run again.
     Generating { since: SystemTime },
     /// Start step 8: waiting for hardware listed in wait_list.yaml.
     WaitingHardware { since: SystemTime },

@@ -204,6 +204,8 @@ pub mod fake {
         /// obeys); `None` leaves it running (an IOC that ignores the signal).
         pub obey: Option<fn(i32) -> Option<ExitStatus>>,
         pub spawn_fails: bool,
+        /// The command of each spawn, in order.
+        pub spawned: Vec<CommandSpec>,
         /// Receives SIGCHLD whenever a fake child ends.
         pub notify: Option<crate::supervise::Handle>,
         /// When each call was made, on tokio's (paused) clock.
@@ -256,8 +258,9 @@ pub mod fake {
     }
 
     impl Sys for FakeSys {
-        fn spawn(&mut self, _cmd: &CommandSpec) -> Result<Pid, SuperviseError> {
+        fn spawn(&mut self, cmd: &CommandSpec) -> Result<Pid, SuperviseError> {
             let mut w = self.world();
+            w.spawned.push(cmd.clone());
             if w.spawn_fails {
                 return Err(SuperviseError::NotFound {
                     program: "fake".into(),

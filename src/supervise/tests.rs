@@ -104,6 +104,14 @@ impl Rig {
     }
 }
 
+/// How many children the fake was asked to spawn.
+fn spawn_count(fake: &FakeSys) -> usize {
+    fake.calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Spawn(_)))
+        .count()
+}
+
 fn secs(list: &[u64]) -> Vec<Duration> {
     list.iter().map(|s| Duration::from_secs(*s)).collect()
 }
@@ -270,13 +278,7 @@ async fn term_during_backoff_exits_at_once_without_a_spawn() {
     r.handle.signal(SIGTERM);
     let fake = r.fake.clone();
     assert_eq!(r.exit_code().await, 5);
-    assert_eq!(
-        fake.calls()
-            .iter()
-            .filter(|c| matches!(c, Call::Spawn(_)))
-            .count(),
-        1
-    );
+    assert_eq!(spawn_count(&fake), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -343,22 +345,149 @@ async fn hup_stops_when_the_terminal_hung_up() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn restart_control_kills_and_respawns_at_once() {
+async fn restart_control_stops_gracefully_then_respawns_at_once() {
     let mut r = rig(quick(Restart::Never));
     let first = r.running().await;
     r.handle.send(Control::Restart(RestartReason::Request));
+    // the fake IOC ignores SIGTERM: SIGKILL follows after the grace period
     r.state
         .wait_for(|s| matches!(s.child, ChildState::Running { pid, .. } if pid != first))
         .await
         .expect("alive");
-    assert_eq!(r.spawn_times(), secs(&[0, 0]));
+    assert_eq!(r.spawn_times(), secs(&[0, 2]));
+    let signals = r.signal_calls();
+    assert_eq!(
+        signals,
+        vec![
+            (Target::Group(first), SIGTERM, Duration::ZERO),
+            (Target::Group(first), SIGKILL, Duration::from_secs(2)),
+        ],
+        "only the IOC's group: a restart does not touch other processes"
+    );
     let restarts = r.state.borrow().restarts;
     assert_eq!(restarts.get(RestartReason::Request), 1, "{restarts:?}");
-    assert_eq!(restarts.total(), 1, "the kill is not also an exit restart");
-    assert!(r
+    assert_eq!(restarts.total(), 1, "the stop is not also an exit restart");
+}
+
+/// A preparer that records each reason it is asked with and answers, after `delay`, with a
+/// command naming how many times it was asked.
+fn recording_preparer(
+    delay: Duration,
+) -> (Box<dyn Prepare>, Arc<std::sync::Mutex<Vec<RestartReason>>>) {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let preparer = move |reason: RestartReason| -> Prepared {
+        let n = {
+            let mut log = log.lock().expect("log");
+            log.push(reason);
+            log.len()
+        };
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            CommandSpec {
+                argv: vec!["ioc".into(), format!("fresh-{n}.cmd").into()],
+                cwd: None,
+            }
+        })
+    };
+    (Box::new(preparer), asked)
+}
+
+fn rig_preparing(
+    policy: Policy,
+    delay: Duration,
+) -> (Rig, Arc<std::sync::Mutex<Vec<RestartReason>>>) {
+    let fake = FakeSys::new();
+    let (tx, state) = watch::channel(State::generating());
+    let sink: Arc<dyn OutputSink> = Arc::new(|_: &[u8]| {});
+    let mut sup = Supervisor::new(fake.clone(), config(policy), sink, tx);
+    let (preparer, asked) = recording_preparer(delay);
+    sup.set_preparer(preparer);
+    let handle = sup.handle();
+    fake.world().notify = Some(handle.clone());
+    let rig = Rig {
+        fake,
+        handle,
+        state,
+        task: tokio::spawn(sup.run()),
+        start: Instant::now(),
+    };
+    (rig, asked)
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_restart_asks_the_preparer_and_runs_its_command() {
+    let (mut r, asked) = rig_preparing(quick(Restart::Always), Duration::from_secs(3));
+    let first = r.running().await;
+    r.fake.end(first, ExitStatus::Exited(0));
+    r.state.wait_for(|s| !s.is_running()).await.expect("alive");
+    let second = r.running().await;
+    r.fake.end(second, ExitStatus::Signaled(11));
+    r.state.wait_for(|s| !s.is_running()).await.expect("alive");
+    let third = r.running().await;
+    r.handle.send(Control::Restart(RestartReason::Reload));
+    r.state
+        .wait_for(|s| matches!(s.child, ChildState::Running { pid, .. } if pid > third))
+        .await
+        .expect("alive");
+    assert_eq!(
+        *asked.lock().expect("log"),
+        [
+            RestartReason::Exit,
+            RestartReason::Signal,
+            RestartReason::Reload
+        ],
+        "the first start is the caller's; each restart is prepared, with its reason"
+    );
+    // backoff, then the preparer's 3 s, then the spawn: 0, 1+3, 4+1(quick again: 2)+3, ...
+    assert_eq!(r.spawn_times()[..3], secs(&[0, 4, 9]));
+    let commands: Vec<String> = r
         .fake
-        .calls()
-        .contains(&Call::Signal(Target::Group(first), SIGKILL)));
+        .world()
+        .spawned
+        .iter()
+        .map(CommandSpec::display)
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "ioc st.cmd",
+            "ioc fresh-1.cmd",
+            "ioc fresh-2.cmd",
+            "ioc fresh-3.cmd"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_while_preparing_spawns_nothing_more() {
+    let (mut r, asked) = rig_preparing(quick(Restart::Always), Duration::from_secs(60));
+    let pid = r.running().await;
+    r.fake.end(pid, ExitStatus::Exited(3));
+    r.state
+        .wait_for(|s| matches!(s.child, ChildState::Generating { .. }))
+        .await
+        .expect("alive");
+    r.handle.signal(SIGTERM);
+    let fake = r.fake.clone();
+    assert_eq!(r.exit_code().await, 3, "the last run's code");
+    assert_eq!(asked.lock().expect("log").len(), 1);
+    assert_eq!(spawn_count(&fake), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_restart_ends_without_restarting() {
+    let (mut r, asked) = rig_preparing(quick(Restart::Always), Duration::ZERO);
+    let pid = r.running().await;
+    r.handle.send(Control::Restart(RestartReason::Request));
+    r.state
+        .wait_for(|s| matches!(s.child, ChildState::Stopping { .. }))
+        .await
+        .expect("alive");
+    r.handle.signal(SIGTERM);
+    r.fake.end(pid, ExitStatus::Signaled(SIGTERM));
+    assert_eq!(r.exit_code().await, 128 + SIGTERM);
+    assert!(asked.lock().expect("log").is_empty());
 }
 
 #[tokio::test(start_paused = true)]

@@ -249,7 +249,7 @@ fn start_step_expands_like_msi_with_the_start_search_path() {
         "RUNTIME_DIR" => Some(env.runtime_dir()),
         _ => None,
     });
-    iocrun::cmd::expand::ioc_db_step(&paths).expect("expand step");
+    iocrun::cmd::expand::ioc_db_step(&paths, &[]).expect("expand step");
     let got = std::fs::read_to_string(env.runtime_dir().join("ioc.db")).expect("ioc.db");
     let root = env.root();
     let msi = Command::new(bin.join("msi"))
@@ -328,6 +328,7 @@ fn start_fails_when_a_template_is_missing() {
         "ioc/config/ioc.subst",
         "file nowhere.template {\n{ P=X }\n}\n",
     );
+    env.write("ioc/config/st.cmd", "iocInit\n");
     let mut cmd = env.iocrun();
     cmd.args(["--fail-pause", "10ms"])
         .env("IOCRUN_CONSOLE_SOCKET", "none")

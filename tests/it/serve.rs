@@ -33,11 +33,13 @@ fn busy_health() -> Health {
         steps: vec![StepTiming {
             step: "msi",
             duration: Duration::from_millis(20),
-            failed: false,
+            errors: 1,
         }],
         pvi_failures: 1,
         opi_files: 4,
         iocstats_prefixes: Vec::new(),
+        config_error: Some("ioc.yaml: bad".into()),
+        reloads: (2, 1),
     }
 }
 

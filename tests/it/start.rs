@@ -94,6 +94,7 @@ fn a_crash_loop_gives_up_with_code_75() {
         "ioc/bin/linux-x86_64/ioc",
         "#!/bin/sh\necho \"cannot start $1\"\nexit 1\n",
     );
+    env.write("ioc/config/st.cmd", "iocInit\n");
     std::fs::set_permissions(&ioc, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
     let args = [
@@ -183,11 +184,10 @@ fn a_failing_expand_step_stops_the_start_before_the_ioc() {
     assert!(!out.contains("started pid"), "{out}");
 }
 
-/// The example instance through the whole start sequence (render, expand, place files, wait)
-/// on softIoc, with `examples/demo/bin/ioc` as the IOC binary, as `scripts/demo.sh` runs it.
-#[test]
-fn the_example_instance_renders_and_runs_under_iocrun() {
-    let Some(_) = util::epics_bin() else { return };
+/// A temporary EPICS tree holding the example instance (`examples/demo/config`) with
+/// `examples/demo/bin/ioc` (softIoc) as the IOC binary; `None` (skip) without softIoc.
+pub fn example_tree() -> Option<TestEnv> {
+    util::epics_bin()?;
     let env = TestEnv::new();
     let example = util::repo_root().join("examples/demo");
     for entry in std::fs::read_dir(example.join("config")).expect("example config") {
@@ -198,6 +198,14 @@ fn the_example_instance_renders_and_runs_under_iocrun() {
     let bin = env.root().join("ioc/bin/linux-x86_64");
     std::fs::create_dir_all(&bin).expect("bin dir");
     std::fs::copy(example.join("bin/ioc"), bin.join("ioc")).expect("copy ioc wrapper");
+    Some(env)
+}
+
+/// The example instance through the whole start sequence (render, expand, place files, wait)
+/// on softIoc, with `examples/demo/bin/ioc` as the IOC binary, as `scripts/demo.sh` runs it.
+#[test]
+fn the_example_instance_renders_and_runs_under_iocrun() {
+    let Some(env) = example_tree() else { return };
     let command = || {
         let mut cmd = iocrun_in(&env, &[]);
         cmd.env("IOC_NAME", "it-demo")
@@ -240,14 +248,7 @@ fn stop_input_lets_softioc_exit_cleanly_on_term() {
 /// wait is not sat out.
 #[test]
 fn term_during_the_hardware_wait_exits_without_starting_the_ioc() {
-    let Some(_) = util::epics_bin() else { return };
-    let env = TestEnv::new();
-    let example = util::repo_root().join("examples/demo");
-    for entry in std::fs::read_dir(example.join("config")).expect("example config") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name");
-        std::fs::copy(&path, env.config_dir().join(name)).expect("copy config");
-    }
+    let Some(env) = example_tree() else { return };
     // a device on a port nobody listens on, with a long timeout
     let absent = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -259,9 +260,6 @@ fn term_during_the_hardware_wait_exits_without_starting_the_ioc() {
             "\n  - type: ibek.wait_ip\n    device: absent\n    address: 127.0.0.1:{absent}\n    timeout: 600\n"
         );
     std::fs::write(&yaml, text).expect("write ioc.yaml");
-    let bin = env.root().join("ioc/bin/linux-x86_64");
-    std::fs::create_dir_all(&bin).expect("bin dir");
-    std::fs::copy(example.join("bin/ioc"), bin.join("ioc")).expect("copy ioc wrapper");
     for mode in pid1::modes() {
         let mut cmd = iocrun_in(&env, &[]);
         cmd.env("IOCRUN_WAIT_DONE_FILE", env.root().join("done.txt"))

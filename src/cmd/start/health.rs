@@ -44,7 +44,9 @@ pub fn apply(h: &mut Health, s: &State) {
         .map(|r| (r.label(), s.restarts.get(*r)))
         .collect();
     let (phase, pid, started) = match &s.child {
-        // the start steps publish these phases themselves, with more detail
+        // a restart's start steps: the IOC is gone until they are done
+        ChildState::Generating { .. } if h.start_done => (Phase::Generating, None, None),
+        // the first start's steps publish these phases themselves, with more detail
         ChildState::Generating { .. } | ChildState::WaitingHardware { .. } => return,
         ChildState::StartFailed { message, .. } => (
             Phase::Failed {

@@ -58,7 +58,11 @@ fn prepare(args: &StartArgs, paths: &Paths) -> Result<CommandSpec, Error> {
     super::writable_then_step2(args, paths)?;
     let hub = console::Hub::new(console::HubConfig::default());
     let (health, _published) = watch::channel(Health::default());
-    let command = super::prepare(args, paths, &health, &hub);
+    let report = super::Report {
+        health: &health,
+        hub: &hub,
+    };
+    let command = super::prepare(args, paths, &report);
     hub.flush(Duration::from_secs(1));
     command
 }
