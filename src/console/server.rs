@@ -32,6 +32,10 @@ use super::{ConsoleError, ConsoleInput};
 /// Bytes gathered from a client's queue into one socket write.
 const BATCH: usize = 64 * 1024;
 
+/// Socket clients attached at once (both sockets together); one more is told so and closed,
+/// which bounds the descriptors and queues clients can hold.
+pub const MAX_CLIENTS: usize = 64;
+
 /// Where the server listens and how it treats input.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -162,6 +166,12 @@ async fn spawn_client(
     read_only: bool,
 ) {
     match conn {
+        Ok(stream) if tasks.len() >= MAX_CLIENTS => {
+            let _ = stream.try_write(
+                format!("@@@ {MAX_CLIENTS} console clients attached already: disconnected\r\n")
+                    .as_bytes(),
+            );
+        }
         Ok(stream) => {
             tasks.spawn(client(ctx.clone(), stream, read_only));
         }

@@ -28,6 +28,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The variable that moves the control socket.
 pub const SOCKET_ENV: &str = "IOCRUN_CONTROL_SOCKET";
 
+/// Probes answered at once; a connection beyond it is closed as soon as it is accepted.
+pub const MAX_CONNECTIONS: usize = 16;
+
 /// Bind the socket: a stale socket from an earlier run is replaced; a live one, or anything
 /// that is not a socket (a regular file, a symbolic link), is an error and left alone.
 pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
@@ -48,14 +51,20 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
 
 /// Answer probes until the future is dropped.
 pub async fn serve(listener: UnixListener, state: AppState) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!("control socket: {MAX_CONNECTIONS} probes open, refusing one");
+                    continue;
+                };
                 let state = state.clone();
                 tokio::spawn(async move {
                     if let Err(e) = answer(stream, &state).await {
                         tracing::debug!("control client: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {

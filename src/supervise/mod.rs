@@ -62,6 +62,10 @@ pub enum SuperviseError {
     NotExecutable { program: String, reason: String },
     #[error("cannot spawn '{program}': {message}")]
     Spawn { program: String, message: String },
+    /// The system is short of something a spawn needs (descriptors, processes, memory) that
+    /// may be back in a moment: the supervisor tries again rather than giving up.
+    #[error("cannot spawn '{program}' for now: {message}")]
+    SpawnShortOf { program: String, message: String },
     #[error("cannot open the IOC terminal ({step}): {message}")]
     Pty { step: &'static str, message: String },
     #[error("cannot register signal handlers")]
@@ -166,6 +170,9 @@ pub fn become_subreaper() -> Result<(), SuperviseError> {
 pub fn install_signals(deliver: impl Fn(i32) + Send + 'static) -> Result<(), SuperviseError> {
     signals::install(deliver)
 }
+
+/// Wait before another spawn when the last one lacked descriptors or memory.
+const SPAWN_RETRY: Duration = Duration::from_secs(1);
 
 struct Running {
     pid: Pid,
@@ -349,6 +356,14 @@ impl<S: Sys> Supervisor<S> {
                     pid,
                     since: SystemTime::now(),
                 });
+            }
+            Err(e @ SuperviseError::SpawnShortOf { .. }) => {
+                self.say(&format!(
+                    "cannot start the IOC: {}; trying again in {}",
+                    crate::error::chain(&e),
+                    human(SPAWN_RETRY)
+                ));
+                self.restart_at = Some(Instant::now() + SPAWN_RETRY);
             }
             Err(e) => {
                 self.say(&format!(
