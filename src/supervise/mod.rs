@@ -379,6 +379,10 @@ impl<S: Sys> Supervisor<S> {
     fn reap(&mut self) {
         let reaped = reap::drain(&mut self.sys);
         self.children_left = reaped.children_left;
+        if self.stop.as_ref().is_some_and(|s| s.killed) && reaped.children_left {
+            // a parent killed by the sweep hands its children to us: they go the same way
+            self.send(Target::Others, libc::SIGKILL);
+        }
         for (pid, status) in reaped.ended {
             if self.child.as_ref().is_some_and(|c| c.pid == pid) {
                 self.on_child_exit(status);

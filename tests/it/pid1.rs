@@ -436,6 +436,39 @@ fn t6_stragglers_are_stopped_and_the_child_code_kept() {
     }
 }
 
+/// Issue 11 item 8: a TERM-ignoring tree in its own session whose leader is still alive at the
+/// stop: its grandchild only becomes ours when the leader dies, after the SIGKILL sweep.
+#[test]
+fn t6_a_setsid_tree_under_a_live_parent_is_killed_and_reaped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pidfile = dir.path().join("grandchild.pid");
+    let script = format!(
+        "setsid sh -c 'trap \"\" TERM; sleep 1000 & echo $! > {p}; wait' & \
+         while [ ! -s {p} ]; do sleep 0.01; done; echo rea\"\"dy; wait",
+        p = pidfile.display()
+    );
+    for mode in modes() {
+        let _ = std::fs::remove_file(&pidfile);
+        let r = start(
+            mode,
+            iocrun_with(&["--grace", "500ms"], &["sh", "-c", &script]),
+        );
+        r.wait_for("ready\n");
+        r.signal(nix::sys::signal::Signal::SIGTERM);
+        let (code, out) = r.wait();
+        assert_eq!(code, 128 + libc::SIGTERM, "{mode:?}:\n{out}");
+        assert!(!out.contains("survived SIGKILL"), "{mode:?}:\n{out}");
+        if mode == Mode::Subreaper {
+            let pid = std::fs::read_to_string(&pidfile).expect("pid file");
+            assert!(
+                !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+                "grandchild {} survived:\n{out}",
+                pid.trim()
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------- T7 hygiene
 
 #[test]
