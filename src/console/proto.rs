@@ -21,6 +21,8 @@
 pub(crate) const MAGIC: &[u8] = b"\0iocrun-console/1";
 /// A hello longer than this without its newline is a protocol error.
 const MAX_HELLO: usize = 128;
+/// Characters of a bad hello option quoted back to its client.
+const MAX_OPTION_SHOWN: usize = 32;
 const TAG_DATA: u8 = 1;
 const TAG_RESIZE: u8 = 2;
 
@@ -108,7 +110,10 @@ impl Decoder {
         for opt in line.split_whitespace() {
             match opt {
                 "ro" => read_only = true,
-                other => return Err(ProtoError::HelloOption(other.to_owned())),
+                other => {
+                    let shown = crate::printable::printable(other.as_bytes(), MAX_OPTION_SHOWN);
+                    return Err(ProtoError::HelloOption(shown));
+                }
             }
         }
         self.buf.drain(..=nl);
@@ -266,5 +271,13 @@ mod tests {
         );
         let long = [MAGIC, &[b' '; 200][..]].concat();
         assert_eq!(decode_all(&[&long]), Err(ProtoError::HelloTooLong));
+        let mut evil = MAGIC.to_vec();
+        evil.extend_from_slice(b" \x1b]0;owned\x07\x1b[2J\n");
+        assert_eq!(
+            decode_all(&[&evil]),
+            Err(ProtoError::HelloOption(
+                "\\u{1b}]0;owned\\u{7}\\u{1b}[2J".into()
+            ))
+        );
     }
 }

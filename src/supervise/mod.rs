@@ -309,6 +309,9 @@ impl<S: Sys> Supervisor<S> {
                     self.forward(sig)
                 }
                 signals::Action::Winch => self.winch(sig),
+                signals::Action::Ignore => {
+                    tracing::debug!("{} ignored", signal_name(sig));
+                }
             },
             Event::Control(Control::Input(bytes)) => self.sys.write_input(bytes),
             Event::Control(Control::Resize { rows, cols }) => self.sys.resize(rows, cols),

@@ -353,6 +353,37 @@ fn t5_forwarded_signals_reach_the_whole_group() {
     }
 }
 
+/// Issue 11: 200 SIGALRM killed iocrun when it was not PID 1, orphaning the IOC. Signals whose
+/// default action ends a process, and that mean nothing to iocrun, are ignored in both modes.
+#[test]
+fn t4_stray_terminating_signals_leave_iocrun_running() {
+    use nix::sys::signal::Signal::*;
+    let script = "echo rea\"\"dy; while :; do sleep 0.05; done";
+    for mode in modes() {
+        let r = start(mode, iocrun_with(&[], &["sh", "-c", script]));
+        r.wait_for("ready\n");
+        for _ in 0..200 {
+            r.signal(SIGALRM);
+        }
+        for sig in [
+            SIGVTALRM, SIGPROF, SIGIO, SIGXCPU, SIGXFSZ, SIGSYS, SIGSTKFLT, SIGPWR,
+        ] {
+            r.signal(sig);
+        }
+        let rt = libc::SIGRTMIN() + 2;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.target), None).expect("alive");
+        assert_eq!(unsafe { libc::kill(r.target, rt) }, 0);
+        // still there to hear TERM and stop the IOC the normal way
+        r.signal(SIGTERM);
+        let (code, out) = r.wait();
+        assert_eq!(code, 128 + libc::SIGTERM, "{mode:?}:\n{out}");
+        assert!(
+            out.contains("received SIGTERM: stopping"),
+            "{mode:?}:\n{out}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- T6 stop
 
 #[test]
