@@ -28,7 +28,7 @@ const TAG_RESIZE: u8 = 2;
 
 /// What a client's bytes mean.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Event {
+pub enum Event {
     /// Keyboard input for the IOC.
     Input(Vec<u8>),
     /// The client's terminal size.
@@ -39,7 +39,7 @@ pub(crate) enum Event {
 
 /// A client broke the framed protocol; it is disconnected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum ProtoError {
+pub enum ProtoError {
     #[error("hello line longer than {MAX_HELLO} bytes")]
     HelloTooLong,
     #[error("unknown hello option '{0}'")]
@@ -59,7 +59,7 @@ enum Mode {
 
 /// Decodes one client's input stream.
 #[derive(Debug)]
-pub(crate) struct Decoder {
+pub struct Decoder {
     mode: Mode,
     buf: Vec<u8>,
 }
@@ -75,7 +75,7 @@ impl Default for Decoder {
 
 impl Decoder {
     /// Feed bytes as they arrive; complete events are appended to `out`.
-    pub(crate) fn feed(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Result<(), ProtoError> {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Result<(), ProtoError> {
         match self.mode {
             Mode::Raw => {
                 out.push(Event::Input(bytes.to_vec()));

@@ -84,16 +84,24 @@ async fn answer(stream: UnixStream, state: &AppState) -> std::io::Result<()> {
     if got.is_err() {
         return Ok(());
     }
+    write.write_all(reply(&line, state).as_bytes()).await?;
+    write.shutdown().await
+}
+
+/// The answer line to one request line (at most 64 bytes were read): a verdict, or an error
+/// quoting the unknown word printably.
+pub fn reply(line: &str, state: &AppState) -> String {
     let word = line.trim();
-    let reply = match ProbeKind::from_word(word) {
+    match ProbeKind::from_word(word) {
         Some(kind) => {
             let v = state.verdict(kind);
             format!("{} {}\n", if v.ok { "ok" } else { "fail" }, v.reason)
         }
-        None => format!("error unknown probe '{word}'\n"),
-    };
-    write.write_all(reply.as_bytes()).await?;
-    write.shutdown().await
+        None => {
+            let shown = crate::printable::printable(word.as_bytes(), 64);
+            format!("error unknown probe '{shown}'\n")
+        }
+    }
 }
 
 /// A probe that could not get an answer.

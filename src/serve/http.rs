@@ -79,9 +79,6 @@ impl Default for Limits {
 /// Serve `router` on `listener` within `limits`, until the future is dropped.
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -100,10 +97,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits) {
             drop(stream);
             continue;
         };
-        let conn = http.serve_connection(
-            hyper_util::rt::TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(router.clone()),
-        );
+        let conn = serve_connection(stream, router.clone(), &limits);
         tokio::spawn(async move {
             if let Ok(Err(e)) = tokio::time::timeout(limits.max_lifetime, conn).await {
                 tracing::debug!("http connection: {e}");
@@ -111,6 +105,28 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits) {
             drop(slot);
         });
     }
+}
+
+/// One HTTP/1 connection on any byte stream (a socket, or an in-memory pipe in the fuzz
+/// target), answered by `router` within the header timeout of `limits` (the caller bounds
+/// the lifetime).
+pub fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    limits: &Limits,
+) -> impl std::future::Future<Output = hyper::Result<()>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // half_close: a client that shuts its side after the request (`nc -N`) still gets the answer
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .half_close(true);
+    http.serve_connection(
+        hyper_util::rt::TokioIo::new(stream),
+        hyper_util::service::TowerToHyperService::new(router),
+    )
 }
 
 /// The router with every endpoint.

@@ -35,12 +35,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use check::{listening_addrs, CheckConfig};
-pub use control::{probe, ProbeError, DEFAULT_SOCKET, SOCKET_ENV};
+pub use control::{probe, reply as control_reply, ProbeError, DEFAULT_SOCKET, SOCKET_ENV};
 pub use health::{
     verdict, CaReport, CaStatus, Health, LastExit, Phase, ProbeKind, StepTiming, Verdict,
     CA_RESULTS, RESTART_REASONS, START_STEPS,
 };
-pub use http::{app, AppState, Limits as HttpLimits, Settings};
+pub use http::{
+    app, serve_connection as http_connection, AppState, Limits as HttpLimits, Settings,
+};
 pub use metrics::Info;
 
 /// A serve task that could not start.

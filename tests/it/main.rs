@@ -8,6 +8,7 @@ mod autosave; // iocrun autosave vs ibek runtime generate-autosave
 mod ca; // iocrun caget vs EPICS caget on a loopback softIoc
 mod container; // the static binary as a podman container's ENTRYPOINT (PID 1)
 mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics
+mod fuzz_runtime; // seeded mutations of console, control, CA and HTTP messages: no panics, bounds kept
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
 mod msi_gen; // seeded input generator for the msi property test
 mod pid1; // PID-1 duties T1-T8, as subreaper and as real PID 1
