@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    iocrun::footprint::one_arena();
     let cli = iocrun::cli::Cli::parse();
     iocrun::logging::init(cli.verbose);
     match iocrun::cmd::run(cli) {

@@ -71,6 +71,8 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
     )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // the start steps' blocking thread (and its stack) goes soon after them
+        .thread_keep_alive(Duration::from_secs(1))
         .build()
         .map_err(|source| StartError::Runtime { source })?;
     let (state, state_rx) = watch::channel(State::generating());
@@ -105,6 +107,9 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
     Ok(code)
 }
 
+/// How long after the IOC's first start iocrun gives back its start-up memory.
+const SETTLE_AFTER: Duration = Duration::from_secs(1);
+
 /// iocrun's exit status from the supervisor's number (0–255 by construction).
 fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -135,6 +140,11 @@ async fn prepare_and_supervise(
         Ok(command) => {
             health.send_modify(|h| h.start_done = true);
             supervisor.set_command(command);
+            // the start steps are over: what they used need not stay resident
+            tokio::spawn(async {
+                tokio::time::sleep(SETTLE_AFTER).await;
+                crate::footprint::settle();
+            });
             exit_code(supervisor.run().await)
         }
         Err(err) => {
