@@ -543,7 +543,9 @@ fn a_descriptor_flood_leaves_probes_and_restarts_working() {
     drop(held);
     iocrun.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, out) = iocrun.wait();
-    assert_eq!(code, 128 + libc::SIGTERM, "{out}");
+    // stopped while running (143) or between two runs (the last run's 3)
+    assert!([3, 128 + libc::SIGTERM].contains(&code), "{code}: {out}");
+    assert!(out.contains("received SIGTERM: stopping"), "{out}");
 }
 
 /// A plain HTTP/1.0 GET that reports failure (refused, reset, silent for 2 s) as `None`.
