@@ -8,7 +8,7 @@
 //! `cmd` is the only module that sequences the others; `cli` holds the raw arguments,
 //! `paths` resolves the environment once, `files` does atomic writes, `timefmt` formats the
 //! UTC stamps of the console stream, `pyfmt` Python's text forms that ibek's outputs use,
-//! `printable` text from a peer made safe to print.
+//! `printable` text from a peer made safe to print, `footprint` iocrun's own memory at rest.
 
 pub mod cli;
 pub mod cmd;
@@ -17,6 +17,7 @@ pub mod console;
 pub mod error;
 pub mod expand;
 pub mod files;
+pub mod footprint;
 pub mod logging;
 pub mod paths;
 pub mod place;

@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    iocrun::footprint::one_arena();
     let cli = iocrun::cli::Cli::parse_args();
     iocrun::logging::init(cli.verbose);
     match iocrun::cmd::run(cli) {

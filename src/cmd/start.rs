@@ -99,6 +99,8 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
     let end_of_input = pty.end_of_input().filter(|_| args.one_shot());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // the start steps' blocking thread (and its stack) goes soon after them
+        .thread_keep_alive(Duration::from_secs(1))
         .build()
         .map_err(|source| StartError::Runtime { source })?;
     let (state, state_rx) = watch::channel(State::generating());
@@ -139,6 +141,9 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
     sink.flush(Duration::from_secs(1));
     Ok(code)
 }
+
+/// How long after the IOC's first start iocrun gives back its start-up memory.
+const SETTLE_AFTER: Duration = Duration::from_secs(1);
 
 /// iocrun's exit status from the supervisor's number (0–255 by construction).
 fn exit_code(code: i32) -> ExitCode {
@@ -193,6 +198,11 @@ async fn prepare_and_supervise(
                 }
                 supervisor.set_preparer(Box::new(fresh));
             }
+            // the start steps are over: what they used need not stay resident
+            tokio::spawn(async {
+                tokio::time::sleep(SETTLE_AFTER).await;
+                crate::footprint::settle();
+            });
             exit_code(supervisor.run().await)
         }
         Err(err) => {

@@ -182,10 +182,24 @@ impl Hub {
     /// Publish one iocrun lifecycle line, `@@@ <UTC time> <text>`, starting on a fresh line
     /// (procServ's `@@@` convention, spec supervise-console.md §12.10).
     pub fn notice(&self, text: &str) {
+        self.notice_kept(text, true);
+    }
+
+    /// Publish a lifecycle line about a console client (attached, detached, read-only): shown
+    /// live like [`Hub::notice`] but not kept in the scrollback, so attach/detach churn never
+    /// pushes the IOC's own output (its start-up banner) out of it.
+    pub fn client_notice(&self, text: &str) {
+        self.notice_kept(text, false);
+    }
+
+    fn notice_kept(&self, text: &str, keep: bool) {
         let dropped = {
             let mut st = self.lock();
             let line = notice_line(st.at_line_start, SystemTime::now(), text);
-            st.deliver(line.as_bytes(), self.inner.client_buffer)
+            match keep {
+                true => st.deliver(line.as_bytes(), self.inner.client_buffer),
+                false => st.deliver_live(line.as_bytes(), self.inner.client_buffer),
+            }
         };
         self.announce_drops(dropped);
     }
@@ -302,6 +316,11 @@ impl State {
     /// Deliver to everything; returns the ids of clients dropped for being too slow.
     fn deliver(&mut self, bytes: &[u8], client_buffer: usize) -> Vec<u64> {
         self.history.push(bytes);
+        self.deliver_live(bytes, client_buffer)
+    }
+
+    /// Deliver to the sinks and clients only, not to the scrollback.
+    fn deliver_live(&mut self, bytes: &[u8], client_buffer: usize) -> Vec<u64> {
         self.at_line_start = bytes.ends_with(b"\n");
         self.bytes_out += bytes.len() as u64;
         let chunk: Chunk = Arc::from(bytes);
@@ -351,7 +370,9 @@ impl SinkWriter for StdoutWriter {
 
 impl SinkWriter for logfile::LogWriter {
     fn write_chunk(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.write(bytes)
+        // failures are the log's to report; the sink must not stop for them
+        self.write_or_report(bytes);
+        Ok(())
     }
 }
 

@@ -4,6 +4,11 @@
 //! Partial lines are written as they come, so a prompt still reaches the file; the stamp goes
 //! before the first byte of each line, in the fixed form `[YYYY-MM-DD HH:MM:SS.mmm] ` (UTC),
 //! which is procServ's documented default with a fixed time format.
+//!
+//! A file rotates once it reaches the asked size: after the last line end of the write that
+//! crosses it, or after that write when it holds no line end (a file exceeds the size by at
+//! most one write). A write that fails (a full disk) is reported once on stderr and the log
+//! keeps trying with the following output; the console itself never waits for the log.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -30,6 +35,8 @@ pub(crate) struct LogWriter {
     size: u64,
     at_line_start: bool,
     reopen: Arc<AtomicBool>,
+    /// A write failed and was reported; cleared (and said) when writing works again.
+    failing: bool,
 }
 
 impl LogWriter {
@@ -43,6 +50,7 @@ impl LogWriter {
             size,
             at_line_start: true,
             reopen: Arc::default(),
+            failing: false,
         })
     }
 
@@ -52,18 +60,50 @@ impl LogWriter {
         self.reopen.clone()
     }
 
-    /// Write console bytes, stamping each line start; rotate between lines when too big.
+    /// Write console bytes; a failure is reported once (and its end once), never returned,
+    /// so the log carries on after a full disk is cleared.
+    pub(crate) fn write_or_report(&mut self, bytes: &[u8]) {
+        match (self.write(bytes), self.failing) {
+            (Ok(()), true) => {
+                self.failing = false;
+                tracing::warn!("console log {:?}: writing again", self.cfg.path);
+            }
+            (Err(e), false) => {
+                self.failing = true;
+                tracing::error!(
+                    "cannot write the console log {:?}: {e}; console output goes on without it",
+                    self.cfg.path
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Write console bytes, stamping each line start; rotate at the size limit.
     pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.reopen.swap(false, Ordering::AcqRel) {
+        if self.reopen.swap(false, Ordering::AcqRel) || self.failing {
             self.file = open_append(&self.cfg.path)?;
             self.size = self.file.metadata()?.len();
         }
         let stamped = stamp_lines(bytes, &mut self.at_line_start, SystemTime::now());
-        self.file.write_all(&stamped)?;
-        self.size += stamped.len() as u64;
-        if self.cfg.max_bytes > 0 && self.size >= self.cfg.max_bytes && self.at_line_start {
+        let mut rest = &stamped[..];
+        let max = self.cfg.max_bytes;
+        if max > 0 && self.size + rest.len() as u64 >= max {
+            // after the last line end of this write, else after the whole write
+            let cut = rest
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            self.put(&rest[..cut])?;
             self.rotate()?;
+            rest = &rest[cut..];
         }
+        self.put(rest)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.size += bytes.len() as u64;
         Ok(())
     }
 
@@ -171,5 +211,50 @@ mod tests {
         for f in ["", ".1", ".2"] {
             assert!(read(f).len() < 200, "file {f} bounded");
         }
+    }
+
+    #[test]
+    fn rotates_at_the_size_when_writes_end_mid_line() {
+        // an IOC prompt: every write ends mid-line, which once kept the file from rotating
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("console.log");
+        let cfg = LogConfig {
+            path: path.clone(),
+            max_bytes: 1000,
+            keep: 3,
+        };
+        let mut w = LogWriter::open(cfg).expect("open");
+        for i in 0..200 {
+            w.write(format!("\r\nepics> dbl {i}").as_bytes())
+                .expect("write");
+        }
+        let one_write = 26 + 20;
+        for f in ["", ".1", ".2", ".3"] {
+            let len = std::fs::metadata(format!("{}{f}", path.display()))
+                .expect("rotated file")
+                .len();
+            assert!(len <= 1000 + one_write, "file {f}: {len} bytes");
+        }
+        assert!(
+            std::fs::metadata(format!("{}.1", path.display()))
+                .expect("log.1")
+                .len()
+                >= 1000 - one_write
+        );
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_and_the_log_goes_on() {
+        let cfg = LogConfig {
+            path: PathBuf::from("/dev/full"),
+            max_bytes: 0,
+            keep: 0,
+        };
+        let mut w = LogWriter::open(cfg).expect("open /dev/full");
+        assert!(w.write(b"x\n").is_err(), "/dev/full refuses writes");
+        w.write_or_report(b"lost\n");
+        assert!(w.failing);
+        w.write_or_report(b"lost too\n");
+        assert!(w.failing, "still failing, reported once");
     }
 }

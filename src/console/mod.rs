@@ -44,6 +44,8 @@ pub use attach::{attach, AttachEnd, AttachOptions};
 pub use hub::{Hub, HubConfig, HubStats};
 pub use keys::{KeyError, KeySeq};
 pub use logfile::LogConfig;
+/// The wire decoder, public for the fuzz target (`fuzz/fuzz_targets/console_proto.rs`).
+pub use proto::{Decoder, Event as WireEvent, ProtoError};
 pub use server::{serve, ServerConfig};
 
 /// Input from console clients, for the supervisor to write to the IOC's PTY.

@@ -21,12 +21,14 @@
 pub(crate) const MAGIC: &[u8] = b"\0iocrun-console/1";
 /// A hello longer than this without its newline is a protocol error.
 const MAX_HELLO: usize = 128;
+/// Characters of a bad hello option quoted back to its client.
+const MAX_OPTION_SHOWN: usize = 32;
 const TAG_DATA: u8 = 1;
 const TAG_RESIZE: u8 = 2;
 
 /// What a client's bytes mean.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Event {
+pub enum Event {
     /// Keyboard input for the IOC.
     Input(Vec<u8>),
     /// The client's terminal size.
@@ -37,7 +39,7 @@ pub(crate) enum Event {
 
 /// A client broke the framed protocol; it is disconnected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum ProtoError {
+pub enum ProtoError {
     #[error("hello line longer than {MAX_HELLO} bytes")]
     HelloTooLong,
     #[error("unknown hello option '{0}'")]
@@ -57,7 +59,7 @@ enum Mode {
 
 /// Decodes one client's input stream.
 #[derive(Debug)]
-pub(crate) struct Decoder {
+pub struct Decoder {
     mode: Mode,
     buf: Vec<u8>,
 }
@@ -73,7 +75,7 @@ impl Default for Decoder {
 
 impl Decoder {
     /// Feed bytes as they arrive; complete events are appended to `out`.
-    pub(crate) fn feed(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Result<(), ProtoError> {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Result<(), ProtoError> {
         match self.mode {
             Mode::Raw => {
                 out.push(Event::Input(bytes.to_vec()));
@@ -108,7 +110,10 @@ impl Decoder {
         for opt in line.split_whitespace() {
             match opt {
                 "ro" => read_only = true,
-                other => return Err(ProtoError::HelloOption(other.to_owned())),
+                other => {
+                    let shown = crate::printable::printable(other.as_bytes(), MAX_OPTION_SHOWN);
+                    return Err(ProtoError::HelloOption(shown));
+                }
             }
         }
         self.buf.drain(..=nl);
@@ -266,5 +271,13 @@ mod tests {
         );
         let long = [MAGIC, &[b' '; 200][..]].concat();
         assert_eq!(decode_all(&[&long]), Err(ProtoError::HelloTooLong));
+        let mut evil = MAGIC.to_vec();
+        evil.extend_from_slice(b" \x1b]0;owned\x07\x1b[2J\n");
+        assert_eq!(
+            decode_all(&[&evil]),
+            Err(ProtoError::HelloOption(
+                "\\u{1b}]0;owned\\u{7}\\u{1b}[2J".into()
+            ))
+        );
     }
 }

@@ -6,7 +6,10 @@
 //! read-only client (the read-only socket, or a client whose hello says `ro`) is read and
 //! dropped, as procServ does on its log port (spec supervise-console.md §0.4). Resize requests
 //! follow "last writer wins". A client that reaches EOF on its input is done (procServ,
-//! stdio-socket). Lifecycle lines (`@@@ … console client N attached`) go into the stream.
+//! stdio-socket) once output has flowed for [`LINGER`] more, so a one-shot `echo CMD | socat -
+//! UNIX-CONNECT:…` gets the IOC's answer. Lifecycle lines (`@@@ … console client N attached`)
+//! go to stdout, the log and the clients but not into the scrollback. At most [`MAX_CLIENTS`]
+//! are attached.
 
 use std::future::Future;
 use std::os::fd::AsRawFd;
@@ -31,6 +34,14 @@ use super::{ConsoleError, ConsoleInput};
 
 /// Bytes gathered from a client's queue into one socket write.
 const BATCH: usize = 64 * 1024;
+
+/// Socket clients attached at once (both sockets together); one more is told so and closed,
+/// which bounds the descriptors and queues clients can hold.
+pub const MAX_CLIENTS: usize = 64;
+
+/// How long output still flows to a client after the end of its input (a one-shot
+/// `echo CMD | socat - UNIX-CONNECT:…` half-closes at once and waits for the answer).
+pub const LINGER: Duration = Duration::from_secs(1);
 
 /// Where the server listens and how it treats input.
 #[derive(Debug, Clone)]
@@ -162,6 +173,12 @@ async fn spawn_client(
     read_only: bool,
 ) {
     match conn {
+        Ok(stream) if tasks.len() >= MAX_CLIENTS => {
+            let _ = stream.try_write(
+                format!("@@@ {MAX_CLIENTS} console clients attached already: disconnected\r\n")
+                    .as_bytes(),
+            );
+        }
         Ok(stream) => {
             tasks.spawn(client(ctx.clone(), stream, read_only));
         }
@@ -179,13 +196,22 @@ async fn client(ctx: ClientCtx, stream: UnixStream, read_only: bool) {
     let (id, shared) = (att.id, att.shared.clone());
     let mode = if read_only { "read-only" } else { "read-write" };
     let n = ctx.hub.stats().clients;
-    ctx.hub.notice(&format!(
+    ctx.hub.client_notice(&format!(
         "console client {id} attached ({mode}); {n} attached"
     ));
     let (rd, mut wr) = stream.into_split();
-    let ended = tokio::select! {
-        r = write_output(att, &mut wr) => r,
-        r = read_input(&ctx, id, rd, read_only) => r,
+    let ended = {
+        let output = write_output(att, &mut wr);
+        tokio::pin!(output);
+        tokio::select! {
+            r = &mut output => r,
+            r = read_input(&ctx, id, rd, read_only) => match r {
+                // end of input (`echo dbl | socat - UNIX-CONNECT:…`): the answer is still to
+                // come, so output flows a little longer
+                Ok(()) => tokio::time::timeout(LINGER, &mut output).await.unwrap_or(Ok(())),
+                Err(e) => Err(e),
+            },
+        }
     };
     ctx.hub.detach(id);
     if shared.too_slow.load(Ordering::Acquire) {
@@ -194,20 +220,37 @@ async fn client(ctx: ClientCtx, stream: UnixStream, read_only: bool) {
         return;
     }
     if let Err(why) = &ended {
-        let _ = wr.try_write(format!("\r\n@@@ {why}: disconnected\r\n").as_bytes());
+        let _ = wr.try_write(format!("\r\n@@@ {}: disconnected\r\n", why.detail).as_bytes());
     }
     if ctx.hub.is_closing() {
         return; // the server is stopping: no notice per client
     }
     let n = ctx.hub.stats().clients;
-    let how = ended.err().unwrap_or_else(|| "left".into());
-    ctx.hub.notice(&format!(
+    // everyone else hears only the kind of failure: the details are the client's own words
+    let how = ended.err().map_or("left", |why| why.kind);
+    ctx.hub.client_notice(&format!(
         "console client {id} detached ({how}); {n} attached"
     ));
 }
 
+/// Why a client was disconnected: `kind` for everyone, `detail` for the client itself.
+#[derive(Debug)]
+struct Ended {
+    kind: &'static str,
+    detail: String,
+}
+
+impl Ended {
+    fn io(e: std::io::Error) -> Ended {
+        Ended {
+            kind: "i/o error",
+            detail: format!("i/o error: {e}"),
+        }
+    }
+}
+
 /// Copy replay then live chunks to the socket until the hub closes the queue or drops us.
-async fn write_output(att: Attached, wr: &mut OwnedWriteHalf) -> Result<(), String> {
+async fn write_output(att: Attached, wr: &mut OwnedWriteHalf) -> Result<(), Ended> {
     let Attached {
         replay,
         mut rx,
@@ -244,7 +287,7 @@ async fn read_input(
     id: u64,
     mut rd: OwnedReadHalf,
     mut read_only: bool,
-) -> Result<(), String> {
+) -> Result<(), Ended> {
     let mut dec = Decoder::default();
     let mut filter = InputFilter::new(&ctx.policy, Typist::Client(id));
     let mut buf = vec![0u8; 4096];
@@ -257,14 +300,16 @@ async fn read_input(
         if n == 0 {
             return Ok(());
         }
-        dec.feed(&buf[..n], &mut events)
-            .map_err(|e| format!("protocol error: {e}"))?;
+        dec.feed(&buf[..n], &mut events).map_err(|e| Ended {
+            kind: "protocol error",
+            detail: format!("protocol error: {e}"),
+        })?;
         for ev in events.drain(..) {
             match ev {
                 Event::Hello { read_only: true } if !read_only => {
                     read_only = true;
                     ctx.hub
-                        .notice(&format!("console client {id} is read-only (by request)"));
+                        .client_notice(&format!("console client {id} is read-only (by request)"));
                 }
                 Event::Hello { .. } => {}
                 _ if read_only => {}
@@ -279,11 +324,11 @@ async fn read_input(
 }
 
 /// A peer that hangs up mid-write or resets is just a client leaving.
-fn hung_up(e: std::io::Error) -> Result<(), String> {
+fn hung_up(e: std::io::Error) -> Result<(), Ended> {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     match e.kind() {
         BrokenPipe | ConnectionReset | ConnectionAborted => Ok(()),
-        _ => Err(format!("i/o error: {e}")),
+        _ => Err(Ended::io(e)),
     }
 }
 

@@ -50,6 +50,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The variable that moves the control socket.
 pub const SOCKET_ENV: &str = "IOCRUN_CONTROL_SOCKET";
 
+/// Probes answered at once; a connection beyond it is closed as soon as it is accepted.
+pub const MAX_CONNECTIONS: usize = 16;
+
 /// Bind the socket: a stale socket from an earlier run is replaced; a live one, or anything
 /// that is not a socket (a regular file, a symbolic link), is an error and left alone.
 pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
@@ -70,14 +73,20 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
 
 /// Answer probes until the future is dropped.
 pub async fn serve(listener: UnixListener, state: AppState) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!("control socket: {MAX_CONNECTIONS} probes open, refusing one");
+                    continue;
+                };
                 let state = state.clone();
                 tokio::spawn(async move {
                     if let Err(e) = answer(stream, &state).await {
                         tracing::debug!("control client: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -97,13 +106,14 @@ async fn answer(stream: UnixStream, state: &AppState) -> std::io::Result<()> {
     if got.is_err() {
         return Ok(());
     }
-    let reply = reply(line.trim(), state);
-    write.write_all(reply.as_bytes()).await?;
+    write.write_all(reply(&line, state).as_bytes()).await?;
     write.shutdown().await
 }
 
-/// The answer to one request line.
-fn reply(request: &str, state: &AppState) -> String {
+/// The answer to one request line (at most 64 bytes were read): a verdict, a status, an
+/// acknowledged request, or an error quoting the unknown word printably.
+pub fn reply(line: &str, state: &AppState) -> String {
+    let request = line.trim();
     if let Some(kind) = ProbeKind::from_word(request) {
         let v = state.verdict(kind);
         return format!("{} {}\n", if v.ok { "ok" } else { "fail" }, v.reason);
@@ -120,7 +130,8 @@ fn reply(request: &str, state: &AppState) -> String {
         }
         "stop" => send(state, Request::Stop, "ok stopping\n"),
         other => format!(
-            "error unknown request '{other}' (startup, ready, live, status, status json, restart, stop)\n"
+            "error unknown request '{}' (startup, ready, live, status, status json, restart, stop)\n",
+            crate::printable::printable(other.as_bytes(), 64)
         ),
     }
 }

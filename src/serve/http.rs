@@ -1,15 +1,18 @@
 //! The optional HTTP endpoint (`--http ADDR`): `/healthz`, `/readyz`, `/startupz` answer 200 or
 //! 503 from the cached verdicts, `/metrics` serves OpenMetrics (or the classic text format when
-//! the client asks for `text/plain`). `app` returns the router, so tests call it in-process.
+//! the client asks for `text/plain`). `app` returns the router, so tests call it in-process;
+//! [`serve`] runs it on a listener with the connection bounds of [`Limits`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::watch;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
 
 use super::health::{verdict, CaReport, Health, ProbeKind, Verdict};
 use super::metrics::{self, Info, Snapshot};
@@ -51,6 +54,81 @@ impl AppState {
             s.live_failures,
         )
     }
+}
+
+/// Bounds on HTTP clients, so probes and the IOC's respawn never starve for descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at most; a connection beyond it is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// A request head (a new connection's or the next on a kept-alive one) must arrive
+    /// whole within this time, else the connection is closed: slow and idle clients alike.
+    pub header_timeout: Duration,
+    /// No connection lives longer than this, whatever it does.
+    pub max_lifetime: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 32,
+            header_timeout: Duration::from_secs(5),
+            max_lifetime: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Serve `router` on `listener` within `limits`, until the future is dropped.
+pub async fn serve(listener: TcpListener, router: Router, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off a little rather than spin
+                tracing::warn!("http accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                "http: {} connections open, refusing one",
+                limits.max_connections
+            );
+            drop(stream);
+            continue;
+        };
+        let conn = serve_connection(stream, router.clone(), &limits);
+        tokio::spawn(async move {
+            if let Ok(Err(e)) = tokio::time::timeout(limits.max_lifetime, conn).await {
+                tracing::debug!("http connection: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// One HTTP/1 connection on any byte stream (a socket, or an in-memory pipe in the fuzz
+/// target), answered by `router` within the header timeout of `limits` (the caller bounds
+/// the lifetime).
+pub fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    limits: &Limits,
+) -> impl std::future::Future<Output = hyper::Result<()>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // half_close: a client that shuts its side after the request (`nc -N`) still gets the answer
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .half_close(true);
+    http.serve_connection(
+        hyper_util::rt::TokioIo::new(stream),
+        hyper_util::service::TowerToHyperService::new(router),
+    )
 }
 
 /// The router with every endpoint.

@@ -37,12 +37,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use check::{listening_addrs, CheckConfig};
-pub use control::{ask, probe, ProbeError, Request, DEFAULT_SOCKET, SOCKET_ENV};
+pub use control::{
+    ask, probe, reply as control_reply, ProbeError, Request, DEFAULT_SOCKET, SOCKET_ENV,
+};
 pub use health::{
     verdict, CaReport, CaStatus, Health, LastExit, Phase, ProbeKind, StepTiming, Verdict,
     CA_RESULTS, RESTART_REASONS, START_STEPS,
 };
-pub use http::{app, AppState, Settings};
+pub use http::{
+    app, serve_connection as http_connection, AppState, Limits as HttpLimits, Settings,
+};
 pub use metrics::Info;
 
 /// A serve task that could not start.
@@ -66,6 +70,14 @@ pub struct ServeArgs {
     /// Serve /healthz, /readyz, /startupz and /metrics on this address (off when unset).
     #[arg(long = "http", env = "IOCRUN_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// HTTP connections open at once; more are closed as soon as they are accepted.
+    #[arg(
+        long,
+        env = "IOCRUN_HTTP_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value = "32"
+    )]
+    pub http_max_connections: usize,
     /// Unix socket `iocrun probe` asks; `none` serves no socket.
     #[arg(long, env = SOCKET_ENV, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub control_socket: PathBuf,
@@ -133,6 +145,7 @@ impl ServeArgs {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub http_addr: Option<SocketAddr>,
+    pub http_limits: http::Limits,
     pub control_socket: Option<PathBuf>,
     pub check: CheckConfig,
     pub settings: Settings,
@@ -171,6 +184,10 @@ impl ServeConfig {
         };
         ServeConfig {
             http_addr: args.http_addr,
+            http_limits: http::Limits {
+                max_connections: args.http_max_connections.max(1),
+                ..http::Limits::default()
+            },
             control_socket: args.control_socket(),
             settings: Settings {
                 info,
@@ -231,12 +248,7 @@ pub async fn run(
     if let Some(addr) = cfg.http_addr {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
-                let router = http::app(state);
-                tasks.spawn(async move {
-                    if let Err(e) = axum::serve(listener, router).await {
-                        tracing::error!("http server on {addr}: {e}");
-                    }
-                });
+                tasks.spawn(http::serve(listener, http::app(state), cfg.http_limits));
             }
             Err(source) => {
                 let e = ServeError::Bind {

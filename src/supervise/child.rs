@@ -23,6 +23,11 @@ use super::lifecycle::OutputSink;
 use super::sys::{CommandSpec, Pid};
 use super::SuperviseError;
 
+/// Errors that say a resource is short for now, not that the command is wrong.
+fn is_shortage(errno: i32) -> bool {
+    [libc::EMFILE, libc::ENFILE, libc::EAGAIN, libc::ENOMEM].contains(&errno)
+}
+
 /// Window size used when iocrun's stdin is not a terminal (procServ leaves 0×0, which breaks
 /// `stty size` and line editing; spec supervise-console.md §0.4).
 pub const DEFAULT_SIZE: (u16, u16) = (24, 80);
@@ -70,13 +75,19 @@ impl Pty {
         builder.args(&cmd.argv[1..]);
         // portable-pty defaults to $HOME; the IOC must run where the start sequence cd'ed
         builder.cwd(&cwd);
-        let child = self
-            .slave
-            .spawn_command(builder)
-            .map_err(|e| SuperviseError::Spawn {
-                program: program.display().to_string(),
-                message: e.to_string(),
-            })?;
+        let child = self.slave.spawn_command(builder).map_err(|e| {
+            let (program, message) = (program.display().to_string(), e.to_string());
+            // portable-pty wraps the errno (e.g. "dup of fd 4 failed": EMFILE) in its chain
+            let short = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .and_then(std::io::Error::raw_os_error)
+                    .is_some_and(is_shortage)
+            });
+            match short {
+                true => SuperviseError::SpawnShortOf { program, message },
+                false => SuperviseError::Spawn { program, message },
+            }
+        })?;
         let pid = child.process_id().ok_or(SuperviseError::Spawn {
             program: program.display().to_string(),
             message: "no pid".into(),

@@ -73,6 +73,10 @@ pub enum SuperviseError {
     NotExecutable { program: String, reason: String },
     #[error("cannot spawn '{program}': {message}")]
     Spawn { program: String, message: String },
+    /// The system is short of something a spawn needs (descriptors, processes, memory) that
+    /// may be back in a moment: the supervisor tries again rather than giving up.
+    #[error("cannot spawn '{program}' for now: {message}")]
+    SpawnShortOf { program: String, message: String },
     #[error("cannot open the IOC terminal ({step}): {message}")]
     Pty { step: &'static str, message: String },
     #[error("cannot register signal handlers")]
@@ -177,6 +181,9 @@ pub fn become_subreaper() -> Result<(), SuperviseError> {
 pub fn install_signals(deliver: impl Fn(i32) + Send + 'static) -> Result<(), SuperviseError> {
     signals::install(deliver)
 }
+
+/// Wait before another spawn when the last one lacked descriptors or memory.
+const SPAWN_RETRY: Duration = Duration::from_secs(1);
 
 struct Running {
     pid: Pid,
@@ -341,6 +348,9 @@ impl<S: Sys> Supervisor<S> {
                     self.forward(sig)
                 }
                 signals::Action::Winch => self.winch(sig),
+                signals::Action::Ignore => {
+                    tracing::debug!("{} ignored", signal_name(sig));
+                }
             },
             Event::Control(Control::Input(bytes)) => self.sys.write_input(bytes),
             Event::Control(Control::Resize { rows, cols }) => self.sys.resize(rows, cols),
@@ -402,6 +412,14 @@ impl<S: Sys> Supervisor<S> {
                     since: SystemTime::now(),
                 });
             }
+            Err(e @ SuperviseError::SpawnShortOf { .. }) => {
+                self.say(&format!(
+                    "cannot start the IOC: {}; trying again in {}",
+                    crate::error::chain(&e),
+                    human(SPAWN_RETRY)
+                ));
+                self.restart_at = Some(Instant::now() + SPAWN_RETRY);
+            }
             Err(e) => {
                 self.say(&format!(
                     "cannot start the IOC: {}",
@@ -416,6 +434,10 @@ impl<S: Sys> Supervisor<S> {
     fn reap(&mut self) {
         let reaped = reap::drain(&mut self.sys);
         self.children_left = reaped.children_left;
+        if self.stop.as_ref().is_some_and(|s| s.killed) && reaped.children_left {
+            // a parent killed by the sweep hands its children to us: they go the same way
+            self.send(Target::Others, libc::SIGKILL);
+        }
         for (pid, status) in reaped.ended {
             if self.child.as_ref().is_some_and(|c| c.pid == pid) {
                 self.on_child_exit(status);

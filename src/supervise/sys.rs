@@ -109,10 +109,11 @@ impl Sys for RealSys {
             Target::Pid(pid) => kill(NixPid::from_raw(pid), sig),
             Target::Group(pgid) => killpg(NixPid::from_raw(pgid), sig),
             // kill(-1) from PID 1 reaches everything in the namespace except ourselves; outside
-            // a namespace it would reach the whole host, so subreapers only signal their children.
+            // a namespace it would reach the whole host, so a subreaper signals every process
+            // descended from it: those are the ones that would be reparented to it.
             Target::Others if self.pid1 => kill(NixPid::from_raw(-1), sig),
             Target::Others => {
-                for pid in direct_children() {
+                for pid in descendants() {
                     match kill(NixPid::from_raw(pid), sig) {
                         Ok(()) | Err(Errno::ESRCH) => {}
                         Err(e) => return Err(e),
@@ -156,15 +157,35 @@ impl Sys for RealSys {
     }
 }
 
-/// Pids whose parent is this process, from `/proc/*/stat`.
-fn direct_children() -> Vec<Pid> {
+/// Every process whose chain of parents leads to this one (children, grandchildren in other
+/// sessions, ...), parents before their children, from one pass over `/proc/*/stat`.
+fn descendants() -> Vec<Pid> {
     let me = std::process::id() as Pid;
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<Pid>().ok())
-        .filter(|pid| parent_of(*pid) == Some(me))
-        .collect()
+    let parents: Vec<(Pid, Pid)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<Pid>().ok())
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    descendants_of(me, &parents)
+}
+
+/// The pids below `root` in a `(pid, parent)` table.
+fn descendants_of(root: Pid, parents: &[(Pid, Pid)]) -> Vec<Pid> {
+    let mut found = vec![root];
+    let mut i = 0;
+    while let Some(&p) = found.get(i) {
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == p)
+                .map(|(pid, _)| *pid),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// The parent pid from `/proc/PID/stat`; the command name may hold spaces and parentheses, so
@@ -329,13 +350,20 @@ mod tests {
     }
 
     #[test]
-    fn direct_children_finds_a_spawned_process() {
+    fn descendants_follow_the_parent_chain() {
+        let table = [(10, 1), (11, 10), (12, 11), (13, 99), (14, 10), (15, 13)];
+        assert_eq!(descendants_of(10, &table), vec![11, 14, 12]);
+        assert_eq!(descendants_of(12, &table), Vec::<Pid>::new());
+    }
+
+    #[test]
+    fn descendants_finds_a_spawned_process() {
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .expect("spawn sleep");
         let pid = child.id() as Pid;
-        assert!(direct_children().contains(&pid));
+        assert!(descendants().contains(&pid));
         child.kill().expect("kill");
         child.wait().expect("wait");
     }

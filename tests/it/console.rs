@@ -631,9 +631,7 @@ fn iocrun_attach_without_a_server_fails_with_a_clear_error() {
 /// `socat UNIX-CONNECT:PATH -,raw,echo=0` in a terminal is a full client (deploy-k8s.md §3.2).
 #[tokio::test]
 async fn socat_raw_client_works() {
-    if which("socat").is_none() {
-        assert!(!crate::util::in_ci(), "CI=true but socat is missing");
-        crate::util::skip("socat not installed");
+    if !have_socat() {
         return;
     }
     let mut srv = Server::start(4096, 1 << 20);
@@ -651,6 +649,16 @@ async fn socat_raw_client_works() {
     assert_eq!(srv.input_until(b"\x03").await, b"dbl\r\x03");
     srv.shutdown().await;
     pty.exit_code().await;
+}
+
+/// socat is installed, or the test is skipped (outside CI).
+fn have_socat() -> bool {
+    if which("socat").is_some() {
+        return true;
+    }
+    assert!(!crate::util::in_ci(), "CI=true but socat is missing");
+    crate::util::skip("socat not installed");
+    false
 }
 
 fn which(prog: &str) -> Option<PathBuf> {
@@ -768,6 +776,94 @@ async fn stop_keys_are_held_back_with_one_private_hint() {
     assert!(
         !other.contains("not sent"),
         "only the typist is told: {other}"
+    );
+    srv.shutdown().await;
+}
+
+/// Issue 11: 2,000 attach/detach cycles once left a 256 KB scrollback holding only `@@@`
+/// lines. Client notices are shown live but not kept, so the IOC's banner survives churn.
+#[tokio::test]
+async fn attach_detach_churn_keeps_the_banner_in_the_scrollback() {
+    let srv = Server::start(4096, 1 << 20);
+    srv.hub.publish(b"IOC BANNER\r\n");
+    let mut watcher = srv.connect(&srv.socket()).await;
+    watcher.read_until(b"IOC BANNER").await;
+    for _ in 0..200 {
+        drop(srv.connect(&srv.socket()).await);
+    }
+    // 400 notices of ~80 bytes went past: far more than the 4 KB scrollback
+    watcher.read_until(b"detached (left); 1 attached").await;
+    srv.wait_clients(1).await;
+    let mut late = srv.connect(&srv.socket()).await;
+    let replay = late.read_until(b"attached (read-write)").await;
+    assert!(replay.starts_with("IOC BANNER\r\n"), "{replay}");
+    srv.shutdown().await;
+}
+
+/// `echo dbl | socat - UNIX-CONNECT:…` half-closes right after the command; the IOC's answer
+/// must still reach it.
+#[tokio::test]
+async fn a_one_shot_socat_gets_the_answer() {
+    if !have_socat() {
+        return;
+    }
+    let mut srv = Server::start(0, 1 << 20);
+    srv.listening().await;
+    let socket = srv.socket();
+    let socat = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("socat")
+            .arg("-")
+            .arg(format!("UNIX-CONNECT:{}", socket.display()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("socat");
+        // written and closed at once, as `echo dbl |` does
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"dbl\n").expect("write");
+        drop(stdin);
+        child.wait_with_output().expect("socat output")
+    });
+    srv.input_until(b"dbl\n").await;
+    srv.hub.publish(b"T:AI\r\nT:BI\r\n");
+    let out = tokio::time::timeout(PATIENCE, socat)
+        .await
+        .expect("socat ends")
+        .expect("join");
+    assert!(
+        lossy(&out.stdout).contains("T:AI\r\nT:BI\r\n"),
+        "{}",
+        lossy(&out.stdout)
+    );
+    srv.shutdown().await;
+}
+
+/// A bad hello option is quoted, defused, only to the client that sent it; everyone else
+/// learns that a client left with a protocol error.
+#[tokio::test]
+async fn a_bad_hello_option_is_defused_and_not_broadcast() {
+    let srv = Server::start(4096, 1 << 20);
+    let mut watcher = srv.connect(&srv.socket()).await;
+    watcher.read_until(b"1 attached").await;
+    let mut evil = srv.connect(&srv.ro_socket()).await;
+    let mut hello = hello(false);
+    hello.pop();
+    hello.extend_from_slice(b" \x1b]0;owned\x07\x1b[2Jgotcha\n");
+    evil.send(&hello).await;
+    let told = lossy(&{
+        let mut all = Vec::new();
+        let _ = tokio::time::timeout(PATIENCE, evil.stream.read_to_end(&mut all)).await;
+        all
+    });
+    assert!(
+        // escaped, and cut at 32 characters
+        told.contains("unknown hello option '\\u{1b}]0;owned\\u{7}\\u{1b}[2Jgotc…': disconnected"),
+        "{told:?}"
+    );
+    let seen = watcher.read_until(b"detached (protocol error)").await;
+    assert!(
+        !seen.contains("gotcha") && !seen.contains('\x1b'),
+        "{seen:?}"
     );
     srv.shutdown().await;
 }

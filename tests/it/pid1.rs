@@ -363,6 +363,37 @@ fn t5_forwarded_signals_reach_the_whole_group() {
     }
 }
 
+/// Issue 11: 200 SIGALRM killed iocrun when it was not PID 1, orphaning the IOC. Signals whose
+/// default action ends a process, and that mean nothing to iocrun, are ignored in both modes.
+#[test]
+fn t4_stray_terminating_signals_leave_iocrun_running() {
+    use nix::sys::signal::Signal::*;
+    let script = "echo rea\"\"dy; while :; do sleep 0.05; done";
+    for mode in modes() {
+        let r = start(mode, iocrun_with(&[], &["sh", "-c", script]));
+        r.wait_for("ready\n");
+        for _ in 0..200 {
+            r.signal(SIGALRM);
+        }
+        for sig in [
+            SIGVTALRM, SIGPROF, SIGIO, SIGXCPU, SIGXFSZ, SIGSYS, SIGSTKFLT, SIGPWR,
+        ] {
+            r.signal(sig);
+        }
+        let rt = libc::SIGRTMIN() + 2;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.target), None).expect("alive");
+        assert_eq!(unsafe { libc::kill(r.target, rt) }, 0);
+        // still there to hear TERM and stop the IOC the normal way
+        r.signal(SIGTERM);
+        let (code, out) = r.wait();
+        assert_eq!(code, 128 + libc::SIGTERM, "{mode:?}:\n{out}");
+        assert!(
+            out.contains("received SIGTERM: stopping"),
+            "{mode:?}:\n{out}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- T6 stop
 
 #[test]
@@ -443,6 +474,39 @@ fn t6_stragglers_are_stopped_and_the_child_code_kept() {
             );
         }
         assert!(out.contains("grace period over"), "{out}");
+    }
+}
+
+/// Issue 11 item 8: a TERM-ignoring tree in its own session whose leader is still alive at the
+/// stop: its grandchild only becomes ours when the leader dies, after the SIGKILL sweep.
+#[test]
+fn t6_a_setsid_tree_under_a_live_parent_is_killed_and_reaped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pidfile = dir.path().join("grandchild.pid");
+    let script = format!(
+        "setsid sh -c 'trap \"\" TERM; sleep 1000 & echo $! > {p}; wait' & \
+         while [ ! -s {p} ]; do sleep 0.01; done; echo rea\"\"dy; wait",
+        p = pidfile.display()
+    );
+    for mode in modes() {
+        let _ = std::fs::remove_file(&pidfile);
+        let r = start(
+            mode,
+            iocrun_with(&["--grace", "500ms"], &["sh", "-c", &script]),
+        );
+        r.wait_for("ready\n");
+        r.signal(nix::sys::signal::Signal::SIGTERM);
+        let (code, out) = r.wait();
+        assert_eq!(code, 128 + libc::SIGTERM, "{mode:?}:\n{out}");
+        assert!(!out.contains("survived SIGKILL"), "{mode:?}:\n{out}");
+        if mode == Mode::Subreaper {
+            let pid = std::fs::read_to_string(&pidfile).expect("pid file");
+            assert!(
+                !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+                "grandchild {} survived:\n{out}",
+                pid.trim()
+            );
+        }
     }
 }
 

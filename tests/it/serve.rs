@@ -176,6 +176,7 @@ async fn probes_follow_a_real_ioc_found_through_proc() {
     };
     let args = serve::ServeArgs {
         http_addr: Some(http),
+        http_max_connections: 32,
         control_socket: socket.clone(),
         ca_check_pv: Some("T:UPTIME".into()),
         ca_check_period: 0.2,
@@ -449,4 +450,114 @@ async fn counters_are_exported_at_zero_from_the_start() {
             .any(|l| l == "epics_ioc_restarts_total reason=exit 0.0"),
         "{samples}"
     );
+}
+
+/// Issue 11 item 7: under 256 descriptors, 300 idle or half-sent HTTP requests, 100 console
+/// clients and 40 silent probe connections neither stop the probes nor the IOC's restarts.
+#[test]
+fn a_descriptor_flood_leaves_probes_and_restarts_working() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (control, console, runs) = (
+        dir.path().join("control.sock"),
+        dir.path().join("console.sock"),
+        dir.path().join("runs"),
+    );
+    let http: SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let mut cmd = util::iocrun();
+    cmd.env("IOCRUN_CONSOLE_SOCKET", &console)
+        .env("IOCRUN_CONTROL_SOCKET", &control)
+        .env("IOCRUN_CA_CHECK_PV", "none")
+        .args(["--http", &http.to_string(), "--restart", "on-failure"])
+        .args(["--restart-delay", "100ms", "--restart-delay-max", "100ms"])
+        .args(["--crash-limit", "0", "--", "sh", "-c"])
+        .arg(format!("echo run >> {}; sleep 0.3; exit 3", runs.display()));
+    util::rlimit(&mut cmd, libc::RLIMIT_NOFILE, 256);
+    let iocrun = crate::pid1::start(crate::pid1::Mode::Subreaper, cmd);
+    iocrun.wait_for("started pid");
+    let count = || {
+        std::fs::read_to_string(&runs)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let until = |what: &str, mut ok: Box<dyn FnMut() -> bool + '_>| {
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        while !ok() {
+            assert!(
+                std::time::Instant::now() < end,
+                "{what} never happened; iocrun said:\n{}",
+                iocrun.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until("the control socket", Box::new(|| control.exists()));
+
+    let mut held = Vec::new();
+    for i in 0..300 {
+        if let Ok(mut s) = std::net::TcpStream::connect(http) {
+            // every other one half a request head, the rest nothing at all
+            if i % 2 == 0 {
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+            }
+            held.push(Box::new(s) as Box<dyn std::any::Any>);
+        }
+    }
+    for _ in 0..100 {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&console) {
+            held.push(Box::new(s));
+        }
+    }
+    for _ in 0..40 {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&control) {
+            held.push(Box::new(s));
+        }
+    }
+    let before = count();
+    until(
+        "three restarts during the flood",
+        Box::new(|| count() >= before + 3),
+    );
+    until(
+        "a passing probe",
+        Box::new(|| {
+            util::iocrun()
+                .args(["probe", "startup", "--socket"])
+                .arg(&control)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        }),
+    );
+    // idle connections are closed after the header timeout, so a new request gets a slot
+    until(
+        "an HTTP answer",
+        Box::new(|| get_or_fail(http, "/startupz").is_some_and(|r| r.starts_with("HTTP/1.0 200"))),
+    );
+    assert!(
+        !iocrun.output().contains("cannot start the IOC"),
+        "{}",
+        iocrun.output()
+    );
+    drop(held);
+    iocrun.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, out) = iocrun.wait();
+    // stopped while running (143) or between two runs (the last run's 3)
+    assert!([3, 128 + libc::SIGTERM].contains(&code), "{code}: {out}");
+    assert!(out.contains("received SIGTERM: stopping"), "{out}");
+}
+
+/// A plain HTTP/1.0 GET that reports failure (refused, reset, silent for 2 s) as `None`.
+fn get_or_fail(addr: SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
 }

@@ -8,7 +8,7 @@
 mod client;
 mod format;
 pub mod monitor;
-mod proto;
+pub mod proto;
 
 pub use client::{get, read, search, Config, Reading, DEFAULT_SERVER_PORT};
 pub use format::caget_line;

@@ -1,0 +1,8 @@
+//! cargo-fuzz target `control`: see `checks::control` in `fuzz/checks/runtime.rs` for what it checks.
+#![no_main]
+
+#[path = "../checks/runtime.rs"]
+#[allow(dead_code)]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::control(data));

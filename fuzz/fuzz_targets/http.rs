@@ -1,0 +1,10 @@
+//! cargo-fuzz target `http`: see `checks::http` in `fuzz/checks/runtime.rs` for what it checks.
+#![no_main]
+
+#[path = "../checks/runtime.rs"]
+#[allow(dead_code)]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    checks::http(data);
+});
