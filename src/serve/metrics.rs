@@ -361,10 +361,23 @@ pub(super) fn counter(reg: &mut Registry, name: &str, help: &str, value: f64) {
     reg.register(name, help, c);
 }
 
+/// A label value as the text formats need it: backslash, double quote and line feed escaped
+/// (prometheus-client writes label values verbatim).
+pub(crate) fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A help text: backslash and line feed escaped.
+pub(crate) fn escape_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
 fn gauge_family(reg: &mut Registry, name: &str, help: &str, label: &str, items: &[(String, f64)]) {
     let fam = Family::<Labels, F64Gauge>::default();
     for (value, v) in items {
-        fam.get_or_create(&vec![(label.to_owned(), value.clone())])
+        fam.get_or_create(&vec![(label.to_owned(), escape_label(value))])
             .set(*v);
     }
     reg.register(name, help, fam);
@@ -379,7 +392,7 @@ fn counter_family(
 ) {
     let fam = Family::<Labels, F64Counter>::default();
     for (value, v) in items {
-        fam.get_or_create(&vec![(label.to_owned(), value.clone())])
+        fam.get_or_create(&vec![(label.to_owned(), escape_label(value))])
             .inc_by(*v);
     }
     reg.register(name, help, fam);
@@ -480,6 +493,29 @@ mod tests {
             me: None,
             autosave_ages: vec![("autosave_settings.sav".into(), 3.0)],
         })
+    }
+
+    #[test]
+    fn label_values_from_outside_are_escaped() {
+        // a wait_list.yaml device name is the instance author's text
+        let health = Health {
+            hw_pending: vec!["dev \"a\"\\b\nc".into()],
+            ..Health::default()
+        };
+        let ca = CaReport::default();
+        let text = openmetrics(&Snapshot {
+            health: &health,
+            ca: &ca,
+            info: &Info::default(),
+            ioc: None,
+            me: None,
+            autosave_ages: vec![],
+        });
+        let want = r#"epics_ioc_hw_wait_pending{device="dev \"a\"\\b\nc"} 1.0"#;
+        assert!(
+            text.lines().any(|l| l == want),
+            "missing {want:?} in\n{text}"
+        );
     }
 
     #[test]

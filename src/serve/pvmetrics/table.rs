@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use super::file::{Entry, Transform, STATE_LABEL};
 use crate::serve::ca::monitor::{Event, SentCounter};
 use crate::serve::ca::{TimeValue, Values};
-use crate::serve::metrics::{counter, F64Gauge, Labels};
+use crate::serve::metrics::{counter, escape_help, escape_label as escape, F64Gauge, Labels};
 
 /// Seconds from the Unix epoch to the EPICS epoch (1990-01-01 UTC).
 const EPICS_EPOCH: f64 = 631_152_000.0;
@@ -274,18 +274,6 @@ fn family<'a>(
         }
     };
     &mut list[i].2
-}
-
-/// A label value as the text formats need it: backslash, double quote and line feed escaped.
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// A help text: backslash and line feed escaped.
-fn escape_help(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 fn sample(v: TimeValue) -> Option<Sample> {
