@@ -35,14 +35,64 @@ pub fn render(entities: &[Arc<Entity>]) -> Option<String> {
     Some(format!("{HEADER}{}", items.join("\n")))
 }
 
-/// A string as ruamel writes it: plain when that reads back as the same string, else
+/// A string as ruamel writes it: double-quoted with escapes when it holds a line break or a
+/// character YAML cannot print, plain when that reads back as the same string, else
 /// single-quoted.
 pub fn scalar(s: &str) -> String {
-    if plain_ok(s) {
+    if s.chars().any(|c| c == '\n' || !printable(c)) {
+        double_quoted(s)
+    } else if plain_ok(s) {
         s.to_owned()
     } else {
         format!("'{}'", s.replace('\'', "''"))
     }
+}
+
+/// What the YAML emitter prints as it is (with unicode allowed, as ruamel's default).
+fn printable(c: char) -> bool {
+    matches!(c, ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+        && c != '\u{feff}'
+}
+
+/// The emitter's double-quoted style: its short escapes, else `\xXX`, `\uXXXX`, `\UXXXXXXXX`.
+fn double_quoted(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        let short = match c {
+            '\0' => Some('0'),
+            '\x07' => Some('a'),
+            '\x08' => Some('b'),
+            '\t' => Some('t'),
+            '\n' => Some('n'),
+            '\x0b' => Some('v'),
+            '\x0c' => Some('f'),
+            '\r' => Some('r'),
+            '\x1b' => Some('e'),
+            '"' => Some('"'),
+            '\\' => Some('\\'),
+            '\u{85}' => Some('N'),
+            '\u{a0}' => Some('_'),
+            '\u{2028}' => Some('L'),
+            '\u{2029}' => Some('P'),
+            _ => None,
+        };
+        let escape = matches!(
+            c,
+            '"' | '\\' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}'
+        ) || !printable(c);
+        match short {
+            _ if !escape => out.push(c),
+            Some(e) => {
+                out.push('\\');
+                out.push(e);
+            }
+            None if (c as u32) <= 0xff => out.push_str(&format!("\\x{:02X}", c as u32)),
+            None if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04X}", c as u32)),
+            None => out.push_str(&format!("\\U{:08X}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn plain_ok(s: &str) -> bool {
@@ -65,9 +115,11 @@ fn plain_ok(s: &str) -> bool {
     }
     // anything that would read back as a number
     let t = s.replace('_', "");
+    let unsigned = t.trim_start_matches(['+', '-']);
     if t.parse::<f64>().is_ok()
-        || t.starts_with("0x")
-        || t.starts_with("0o")
+        || unsigned.starts_with("0x")
+        || unsigned.starts_with("0o")
+        || unsigned.starts_with("0b")
         || lower == ".inf"
         || lower == ".nan"
     {
@@ -87,5 +139,19 @@ mod tests {
         assert_eq!(scalar("{{ x }}"), "'{{ x }}'");
         assert_eq!(scalar("10"), "'10'");
         assert_eq!(scalar("it's: x"), "'it''s: x'");
+    }
+
+    #[test]
+    fn quoting_as_ruamel_for_unusual_text() {
+        // each as ruamel.yaml (ibek 4.8.2's) dumps it
+        assert_eq!(scalar("tab\tand \\ back"), "\"tab\\tand \\\\ back\"");
+        assert_eq!(scalar("two\nlines"), "\"two\\nlines\"");
+        assert_eq!(scalar("x\u{7}"), "\"x\\a\"");
+        assert_eq!(scalar("\u{feff}z"), "\"\\uFEFFz\"");
+        assert_eq!(scalar("é ü 日本"), "é ü 日本");
+        assert_eq!(scalar("it's \"q\""), "it's \"q\"");
+        assert_eq!(scalar("0b101"), "'0b101'");
+        assert_eq!(scalar("-0x1F"), "'-0x1F'");
+        assert_eq!(scalar("yes"), "yes");
     }
 }
