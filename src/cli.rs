@@ -312,17 +312,31 @@ pub struct GenerateArgs {
     pub no_pvi: bool,
 }
 
-/// `iocrun check [CONFIG_DIR] [--definitions FILE]...`
+/// `iocrun check [CONFIG_DIR]... [--definitions FILE]... [--format text|github]`
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The instance folder (default $CONFIG_DIR).
-    pub config_dir: Option<PathBuf>,
-    /// Support YAML files (default: $EPICS_ROOT/ibek-defs/** and CONFIG_DIR/**).
+    /// Instance folders, each checked on its own (default $CONFIG_DIR).
+    pub config_dirs: Vec<PathBuf>,
+    /// Support YAML files for every folder (default: $EPICS_ROOT/ibek-defs/** and each
+    /// folder's own support YAML).
     #[arg(long)]
     pub definitions: Vec<PathBuf>,
     /// Do not check the pvi sections (device files).
     #[arg(long)]
     pub no_pvi: bool,
+    /// How to report: `text` (one line per folder) or `github` (also GitHub Actions
+    /// `::error`/`::warning` annotations).
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text, env = "IOCRUN_CHECK_FORMAT")]
+    pub format: CheckFormat,
+}
+
+/// The report format of `iocrun check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// `ok DIR`, or `FAIL DIR` and the first errors as `file:line:col: message`.
+    Text,
+    /// The text lines plus GitHub Actions workflow commands for each error and warning.
+    Github,
 }
 
 /// `iocrun schema [--definitions FILE]... [-o FILE]`

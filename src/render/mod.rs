@@ -14,6 +14,7 @@ mod pyvalue;
 mod resolve;
 mod stcmd;
 mod subst;
+pub mod suggest;
 mod validate;
 mod waitlist;
 

@@ -139,8 +139,16 @@ impl<'a> Resolver<'a> {
             .chain([REPEAT, WAIT_IP, WAIT_USB])
             .map(|t| format!("'{t}'"))
             .collect();
+        let hint = super::suggest::hint(
+            type_name,
+            self.defs
+                .models
+                .keys()
+                .map(String::as_str)
+                .chain([REPEAT, WAIT_IP, WAIT_USB]),
+        );
         format!(
-            "Input tag '{type_name}' found using 'type' does not match any of the expected tags: {} [type=union_tag_invalid]",
+            "Input tag '{type_name}' found using 'type' does not match any of the expected tags: {} [type=union_tag_invalid]{hint}",
             tags.join(", ")
         )
     }
@@ -417,7 +425,10 @@ impl<'a> Resolver<'a> {
                 origin,
                 &type_name,
                 None,
-                format!("unknown entity type '{type_name}' (KeyError)"),
+                format!(
+                    "unknown entity type '{type_name}' (KeyError){}",
+                    super::suggest::hint(&type_name, self.defs.models.keys().map(String::as_str))
+                ),
             ));
         }
         let built = self.build(&type_name, &rendered);

@@ -78,9 +78,17 @@ pub fn check_model_args(
             errors.push(FieldError::new(
                 key,
                 format!(
-                    "Extra inputs are not permitted [type=extra_forbidden, input_value={}, input_type={}]",
+                    "Extra inputs are not permitted [type=extra_forbidden, input_value={}, input_type={}]{}",
                     py_repr(value),
-                    type_name(value)
+                    type_name(value),
+                    super::suggest::hint(
+                        key,
+                        model
+                            .parameters
+                            .keys()
+                            .map(String::as_str)
+                            .filter(|p| !args.contains_key(*p))
+                    )
                 ),
             ));
         }

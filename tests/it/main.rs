@@ -6,6 +6,7 @@
 
 mod autosave; // iocrun autosave vs ibek runtime generate-autosave
 mod ca; // iocrun caget vs EPICS caget on a loopback softIoc
+mod check; // iocrun check over many instance folders: verdicts, annotations, suggestions
 mod container; // the static binary as a podman container's ENTRYPOINT (PID 1)
 mod entrypoint; // iocrun CMD (a one-shot, like tini), the start.sh shim nested, stdin EOF
 mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics

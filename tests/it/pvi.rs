@@ -334,11 +334,11 @@ fn check_fails_on_a_missing_screen_device() {
         return;
     };
     let out = cmd.output().expect("run check");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("pmacController.pvi.device.yaml"),
-        "{stderr}"
+        stdout.contains("pmacController.pvi.device.yaml"),
+        "{stdout}"
     );
 }
 

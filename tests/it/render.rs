@@ -272,8 +272,9 @@ fn check_validates_without_writing() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Duplicate id a"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("FAIL "), "{stdout}");
+    assert!(stdout.contains("Duplicate id a"), "{stdout}");
     assert!(!env.runtime_dir().exists());
 }
 
