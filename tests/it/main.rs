@@ -11,6 +11,8 @@ mod container; // the static binary as a podman container's ENTRYPOINT (PID 1)
 mod entrypoint; // iocrun CMD (a one-shot, like tini), the start.sh shim nested, stdin EOF
 mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics
 mod fuzz_runtime; // seeded mutations of console, control, CA and HTTP messages: no panics, bounds kept
+mod ibek_support_diff; // every ibek-support model, generated instances, iocrun vs ibek 4.8.2
+mod ibek_support_gen; // the instance generator for ibek_support_diff
 mod live; // every start re-reads the config: restarts, reload, control commands, start hooks
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
 mod msi_gen; // seeded input generator for the msi property test
