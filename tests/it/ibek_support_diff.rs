@@ -51,20 +51,14 @@ fn last_error_line(e: &str) -> String {
 const OUTPUTS: [&str; 3] = ["st.cmd", "ioc.subst", "wait_list.yaml"];
 
 fn run_tool(mut cmd: Command, dir: &Path, defs: &[PathBuf], out: &str) -> Outcome {
-    cmd.arg(dir.join("config"));
-    for d in defs {
-        cmd.arg("--definitions").arg(d);
-    }
-    let o = cmd
-        .arg("-o")
-        .arg(dir.join(out))
-        .arg("--no-pvi")
-        .env("EPICS_ROOT", dir.join("epics"))
-        .env("IOC", "/epics/ioc")
-        .env("RUNTIME_DIR", "/epics/runtime")
-        .env("IOC_NAME", "gen-ioc-from-env")
-        .output()
-        .expect("run renderer");
+    cmd.env("IOC_NAME", "gen-ioc-from-env");
+    let o = util::render_no_pvi(
+        cmd,
+        &dir.join("config"),
+        defs,
+        &dir.join(out),
+        &dir.join("epics"),
+    );
     if !o.status.success() {
         return Outcome::Failed(format!(
             "{}{}",

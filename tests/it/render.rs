@@ -415,19 +415,14 @@ fn differential_against_ibek() {
         std::fs::create_dir_all(dir.join("epics")).expect("mkdir");
         std::fs::write(dir.join("t.ibek.support.yaml"), support).expect("write");
         std::fs::write(dir.join("cfg/ioc.yaml"), ioc).expect("write");
-        let run = |mut cmd: Command, out: &str| {
-            let o = cmd
-                .arg(dir.join("cfg"))
-                .arg("--definitions")
-                .arg(dir.join("t.ibek.support.yaml"))
-                .arg("-o")
-                .arg(dir.join(out))
-                .arg("--no-pvi")
-                .env("EPICS_ROOT", dir.join("epics"))
-                .env("IOC", "/epics/ioc")
-                .env("RUNTIME_DIR", "/epics/runtime")
-                .output()
-                .expect("run");
+        let run = |cmd: Command, out: &str| {
+            let o = util::render_no_pvi(
+                cmd,
+                &dir.join("cfg"),
+                &[dir.join("t.ibek.support.yaml")],
+                &dir.join(out),
+                &dir.join("epics"),
+            );
             assert!(
                 o.status.success(),
                 "case {i} {out}: {}",

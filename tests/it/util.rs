@@ -184,3 +184,27 @@ pub fn rlimit(cmd: &mut Command, resource: libc::__rlimit_resource_t, value: u64
         })
     }
 }
+
+/// Run a renderer (`ibek runtime generate2` or `iocrun generate`, as `cmd`) on the instance
+/// folder `config` with each of `defs` as `--definitions`, into `out`, without screens, in the
+/// scratch EPICS tree `epics_root` and with the container's `IOC`/`RUNTIME_DIR`.
+pub fn render_no_pvi(
+    mut cmd: Command,
+    config: &Path,
+    defs: &[PathBuf],
+    out: &Path,
+    epics_root: &Path,
+) -> std::process::Output {
+    cmd.arg(config);
+    for d in defs {
+        cmd.arg("--definitions").arg(d);
+    }
+    cmd.arg("-o")
+        .arg(out)
+        .arg("--no-pvi")
+        .env("EPICS_ROOT", epics_root)
+        .env("IOC", "/epics/ioc")
+        .env("RUNTIME_DIR", "/epics/runtime")
+        .output()
+        .expect("run renderer")
+}
