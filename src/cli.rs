@@ -106,7 +106,7 @@ pub enum Command {
     Start(StartArgs),
     /// Render st.cmd, ioc.subst and wait_list.yaml from ioc.yaml (ibek runtime generate2).
     Generate(GenerateArgs),
-    /// Validate an instance without writing anything.
+    /// Validate instance folders without writing anything (a verdict per folder).
     Check(CheckArgs),
     /// Wait for the hardware listed in wait_list.yaml (ibek ioc do-wait).
     Wait(WaitArgs),
