@@ -9,6 +9,7 @@
 use std::rc::Rc;
 
 use super::defns::parse_defns;
+use crate::limits::MACRO_MAX_DEPTH;
 
 /// `MAC_SIZE`: macro values and names are cut to this many bytes (spec §2.8).
 pub(crate) const MAC_SIZE: usize = 256;
@@ -116,6 +117,9 @@ pub(crate) struct MacroTable {
     scope_name: Rc<[u8]>,
     /// Spare buffers for reference names (one per nesting level in use).
     pool: Vec<Vec<u8>>,
+    /// A reference nested deeper than [`MACRO_MAX_DEPTH`] was met (C recurses without bound);
+    /// the expansion it was part of is cut short and must be reported as an error.
+    too_deep: bool,
 }
 
 impl MacroTable {
@@ -133,6 +137,7 @@ impl MacroTable {
             empty: Rc::from(&b""[..]),
             scope_name: Rc::from(&b"<scope>"[..]),
             pool: Vec::new(),
+            too_deep: false,
         }
     }
 
@@ -251,6 +256,12 @@ impl MacroTable {
         self.dirty = false;
     }
 
+    /// Whether an expansion since the last call met references nested deeper than
+    /// [`MACRO_MAX_DEPTH`] (its output is then incomplete); clears the flag.
+    pub(crate) fn take_too_deep(&mut self) -> bool {
+        std::mem::take(&mut self.too_deep)
+    }
+
     /// `macExpandString` without a length limit: expand `src` (at level 0, so quotes and
     /// escapes are kept) onto `out`. Returns true when a reference was undefined or recursive.
     pub(crate) fn expand_str(&mut self, src: &[u8], out: &mut Vec<u8>) -> bool {
@@ -287,6 +298,12 @@ impl MacroTable {
         out: &mut Vec<u8>,
         valend: usize,
     ) {
+        if level > MACRO_MAX_DEPTH {
+            // stop scanning: every enclosing level then sees the end of the text
+            self.too_deep = true;
+            *r = src.len();
+            return;
+        }
         let discard = level > 0;
         let mut quote = 0u8;
         let mut i = *r;
@@ -513,7 +530,13 @@ pub(crate) fn env_expand(text: &[u8]) -> Result<Vec<u8>, Vec<String>> {
     let mut table = MacroTable::new(false);
     table.use_env = true;
     let mut out = Vec::new();
-    if table.expand_str(text, &mut out) {
+    let error = table.expand_str(text, &mut out);
+    if table.take_too_deep() {
+        return Err(vec![format!(
+            "macro references nested deeper than {MACRO_MAX_DEPTH} levels"
+        )]);
+    }
+    if error {
         return Err(table.take_warnings());
     }
     Ok(out)
@@ -533,6 +556,28 @@ mod tests {
         let mut t = MacroTable::new(true);
         t.install(defs.as_bytes());
         t
+    }
+
+    /// Runs on a test thread (2 MiB stack, like the start sequence's blocking thread): the
+    /// deepest nesting allowed must fit, one more is refused without recursing further.
+    #[test]
+    fn nesting_is_bounded_within_a_small_stack() {
+        let depth = MACRO_MAX_DEPTH as usize;
+        let mut t = table("");
+        let ok = format!("{}{}", "$(a".repeat(depth), ")".repeat(depth));
+        expand(&mut t, &ok);
+        assert!(!t.take_too_deep());
+        let deep = format!("{}{}", "$(a".repeat(50_000), ")".repeat(50_000));
+        expand(&mut t, &deep);
+        assert!(t.take_too_deep());
+        // a chain of definitions, each naming the next, nests through the values
+        let chain: Vec<String> = (0..depth + 10)
+            .map(|i| format!("m{i}=$(m{})", i + 1))
+            .collect();
+        let mut t = table(&chain.join(","));
+        expand(&mut t, "$(m0)");
+        assert!(t.take_too_deep());
+        assert!(env_expand(deep.as_bytes()).is_err_and(|w| w[0].contains("deeper")));
     }
 
     #[test]

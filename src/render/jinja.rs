@@ -75,6 +75,8 @@ impl Engine {
         });
         env.set_formatter(|out, _state, value| out.write_str(&py_str(value)).map_err(Error::from));
         env.set_unknown_method_callback(method_callback);
+        // a bound on the work of one template run (issue 11); Jinja2 has none
+        env.set_fuel(Some(crate::limits::InputLimits::get().jinja_fuel));
         env.add_global("env", Value::from_object(EnvMap));
         env.add_function("__pymod", |a: Value, b: Value| py_mod(&a, &b, false));
         env.add_function("__pymod_t", |a: Value, b: Value| py_mod(&a, &b, true));
@@ -203,6 +205,10 @@ fn describe(e: &Error) -> String {
             (_, _, Some(d)) => format!("undefined: {d}"),
             _ => "undefined value".to_owned(),
         },
+        ErrorKind::OutOfFuel => format!(
+            "the template ran more than {} instructions (IOCRUN_JINJA_FUEL)",
+            crate::limits::InputLimits::get().jinja_fuel
+        ),
         _ => e
             .detail()
             .map(str::to_owned)
