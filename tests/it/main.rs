@@ -8,8 +8,10 @@ mod autosave; // iocrun autosave vs ibek runtime generate-autosave
 mod ca; // iocrun caget vs EPICS caget on a loopback softIoc
 mod container; // the static binary as a podman container's ENTRYPOINT (PID 1)
 mod entrypoint; // iocrun CMD (a one-shot, like tini), the start.sh shim nested, stdin EOF
+mod fuzz_input; // seeded mutations of YAML, substitution files and templates: no panics
 mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics
 mod fuzz_runtime; // seeded mutations of console, control, CA and HTTP messages: no panics, bounds kept
+mod hostile; // hostile input files (issue 11): bounded, clean errors, outputs intact
 mod live; // every start re-reads the config: restarts, reload, control commands, start hooks
 mod msi; // iocrun expand vs msi: conformance vectors and a property test
 mod msi_gen; // seeded input generator for the msi property test

@@ -296,22 +296,30 @@ fn deviation_missing_screen_device_warns() {
     );
 }
 
-/// The OPI folder is replaced as a whole (stale screens go), and `--no-pvi` leaves it alone.
+/// The OPI folder gets the new screens; screens an earlier generate wrote and this one did not
+/// go, a file iocrun did not write stays (docs/compat.md); `--no-pvi` leaves the folder alone.
 #[test]
-fn generate_replaces_the_opi_folder_and_no_pvi_skips_it() {
+fn generate_refreshes_the_opi_folder_keeps_foreign_files_and_no_pvi_skips_it() {
     let env = TestEnv::new();
     let Some(mut cmd) = generate_cmd(&env, "ibek-motorSim") else {
         return;
     };
     let opi = env.root().join("opi");
     std::fs::create_dir_all(&opi).expect("opi");
+    std::fs::write(opi.join("mine.bob"), "user").expect("foreign file");
+    // a screen listed as written by an earlier generate, no longer made
     std::fs::write(opi.join("stale.bob"), "old").expect("stale");
+    std::fs::write(opi.join(".iocrun-files"), "stale.bob\nindex.bob\n").expect("manifest");
     let out = cmd.output().expect("run generate");
     util::assert_success(&out);
     assert!(opi.join("index.bob").is_file() && opi.join("simple.pvi.bob").is_file());
     assert!(
         !opi.join("stale.bob").exists(),
-        "the OPI folder is replaced as a whole"
+        "a screen iocrun wrote before and no longer makes is removed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(opi.join("mine.bob")).expect("foreign file kept"),
+        "user"
     );
     assert!(env.runtime_dir().join("simple.pvi.template").is_file());
     assert!(!env.runtime_dir().join("pvi_failed").exists());
@@ -322,7 +330,10 @@ fn generate_replaces_the_opi_folder_and_no_pvi_skips_it() {
         opi.join("stale.bob").exists(),
         "--no-pvi leaves the OPI folder alone"
     );
-    assert!(!env.runtime_dir().join("simple.pvi.template").exists());
+    assert!(
+        !env.runtime_dir().join("simple.pvi.template").exists(),
+        "the template the previous generate wrote is removed"
+    );
 }
 
 /// `iocrun check` makes the screens in memory and fails on a device file `generate` would only
