@@ -59,6 +59,9 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The longest string `~` may make: minijinja's bound on a repeated string.
+const MAX_CONCAT_LEN: usize = 100_000_000;
+
 impl Engine {
     /// A fresh environment; `file_name` is `ioc_yaml_file_name`.
     pub fn new(file_name: &str) -> Engine {
@@ -84,7 +87,15 @@ impl Engine {
             Value::from_object(PyTuple(items.0))
         });
         env.add_function("__pycat", |a: Value, b: Value| {
-            Ok::<_, Error>(Value::from(py_str(&a) + &py_str(&b)))
+            let (a, b) = (py_str(&a), py_str(&b));
+            // the engine's own bound on `'x' * n`, for `~` too (a doubling loop, issue 11)
+            if a.len() + b.len() > MAX_CONCAT_LEN {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("joined string longer than {MAX_CONCAT_LEN} bytes"),
+                ));
+            }
+            Ok::<_, Error>(Value::from(a + &b))
         });
         env.add_filter("int", filter_int);
         env.add_filter("float", filter_float);

@@ -239,6 +239,18 @@ fn hostile_jinja_loops_are_bounded_by_fuel() {
         &["ioc.yaml:4:", "epics.EpicsEnvSet", "IOCRUN_JINJA_FUEL"],
     );
     assert_eq!(snapshot(&runtime), before, "previous outputs intact");
+    // few instructions, much memory: a string doubled with `~` 28 times (4 GB) stops at 100 MB
+    env.write(
+        "ioc/config/ioc.yaml",
+        &env_set(
+            "\"{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(28) %}\
+             {% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}\"",
+        ),
+    );
+    let out = under_memory_bound(&mut generate(&env, &runtime), MEMORY_BOUND)
+        .output()
+        .expect("generate");
+    assert_clean_failure(&out, &["ioc.yaml:4:", "longer than 100000000 bytes"]);
     // a modest loop passes by default and fails under a small bound
     env.write(
         "ioc/config/ioc.yaml",
