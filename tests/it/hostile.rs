@@ -172,6 +172,21 @@ fn hostile_yaml_file_size_is_bounded() {
         .output()
         .expect("run check");
     assert_clean_failure(&out, &["ioc.yaml", "larger than 4000 bytes"]);
+    // PVI device files too
+    let device = env.write(
+        "x.pvi.device.yaml",
+        &format!("label: x\nparent: Device\nchildren: []\n{padding}"),
+    );
+    let out = env
+        .iocrun()
+        .arg("pvi")
+        .arg(&device)
+        .arg("-o")
+        .arg(env.root())
+        .env("IOCRUN_YAML_MAX_BYTES", "4000")
+        .output()
+        .expect("run pvi");
+    assert_clean_failure(&out, &["x.pvi.device.yaml", "larger than 4000 bytes"]);
 }
 
 /// Nested `$(a` references: msi recursed for each level (iocrun overflowed its stack at 50,000).
