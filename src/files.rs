@@ -260,19 +260,21 @@ impl Staged {
     }
 }
 
-/// The file in a published folder that lists what iocrun wrote there last time, one relative
-/// path per line: the only files a later [`publish_dir`] may remove.
-pub const MANIFEST: &str = ".iocrun-files";
+/// The extended attribute that marks a file iocrun wrote into a published folder: the only
+/// files a later [`publish_dir`] may remove. It travels with the file (a persistent volume
+/// keeps it across restarts) and leaves the folder's listing as ibek's.
+const MARK: &std::ffi::CStr = c"user.iocrun";
 
 /// Publish `staged` as the contents of the folder `dir`, all or nothing (issue 11):
 ///
 /// 1. `dir` must be a folder or absent (a file in its place is an error, left untouched);
 /// 2. every new file is written to a temporary file inside `dir` (so this also works when
-///    `dir` is a mount point); if any write fails (a full disk), those temporary files are
-///    removed and the previous outputs are as they were;
+///    `dir` is a mount point), marked as iocrun's ([`MARK`]); if any write fails (a full
+///    disk), those temporary files are removed and the previous outputs are as they were;
 /// 3. only then is each renamed over its final name (a rename needs no space);
-/// 4. files that the previous publish wrote (listed in [`MANIFEST`]) and this one did not are
-///    removed. Nothing else is: files iocrun did not write stay where they are.
+/// 4. marked files that this publish did not write (left by an earlier one) are removed.
+///    Nothing else is: files iocrun did not write stay where they are. On a file system
+///    without user extended attributes nothing is marked, so nothing is ever removed.
 pub fn publish_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
     let wrap = |path: &Path| {
         let path = path.to_owned();
@@ -286,20 +288,13 @@ pub fn publish_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
         }
         _ => create_dir_all(dir)?,
     }
-    let previous = read_manifest(dir);
-    let manifest: String = staged
-        .names()
-        .map(|n| format!("{}\n", n.display()))
-        .collect();
     // step 2: all temporary files, dropped (removed) on the first failure
-    let mut pending = Vec::with_capacity(staged.files.len() + 1);
-    let all = staged
-        .files
-        .iter()
-        .map(|(rel, c)| (rel.as_path(), c.as_slice()))
-        .chain(std::iter::once((Path::new(MANIFEST), manifest.as_bytes())));
-    for (rel, contents) in all {
+    let mut pending = Vec::with_capacity(staged.files.len());
+    for (rel, contents) in &staged.files {
         let path = dir.join(rel);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            return Err(FilesError::FolderInTheWay { path });
+        }
         let parent = parent_of(&path);
         create_dir_all(parent)?;
         let mut tmp = tempfile::Builder::new()
@@ -310,9 +305,7 @@ pub fn publish_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
         if !staged.unsynced {
             tmp.as_file().sync_data().map_err(wrap(&path))?;
         }
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            return Err(FilesError::FolderInTheWay { path });
-        }
+        mark(tmp.as_file());
         pending.push((tmp, path));
     }
     // step 3: renames only
@@ -320,29 +313,45 @@ pub fn publish_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
         tmp.persist(&path).map_err(|e| wrap(&path)(e.error))?;
         set_default_mode(&path);
     }
-    // step 4: what the previous publish wrote and this one did not
-    let current: std::collections::HashSet<&Path> = staged.names().collect();
-    for old in previous.iter().filter(|p| !current.contains(p.as_path())) {
-        let path = dir.join(old);
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+    // step 4: what an earlier publish wrote and this one did not
+    let current: std::collections::HashSet<PathBuf> = staged.names().map(|n| dir.join(n)).collect();
+    let entries = fs::read_dir(dir).map_err(|source| FilesError::Read {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && !current.contains(&path) && is_marked(&path) {
             fs::remove_file(&path).map_err(wrap(&path))?;
         }
     }
     Ok(())
 }
 
-/// The relative paths listed in `dir`'s manifest; none for a folder without one. Entries
-/// that could leave the folder (absolute, `..`) are ignored.
-fn read_manifest(dir: &Path) -> Vec<PathBuf> {
-    let text = fs::read_to_string(dir.join(MANIFEST)).unwrap_or_default();
-    text.lines()
-        .map(PathBuf::from)
-        .filter(|p| {
-            !p.as_os_str().is_empty()
-                && p.components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)))
-        })
-        .collect()
+/// Mark a file as written by iocrun; a file system without user xattrs leaves it unmarked.
+fn mark(file: &fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor, a NUL-terminated name and a 1-byte value
+    let rc =
+        unsafe { libc::fsetxattr(file.as_raw_fd(), MARK.as_ptr(), c"1".as_ptr().cast(), 1, 0) };
+    if rc != 0 {
+        tracing::debug!(
+            "cannot mark an output file: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Whether `path` (not followed if a symlink) carries iocrun's mark.
+fn is_marked(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: NUL-terminated strings; a null buffer of size 0 only asks for the value's size
+    let rc = unsafe { libc::lgetxattr(c_path.as_ptr(), MARK.as_ptr(), std::ptr::null_mut(), 0) };
+    rc >= 0
 }
 
 /// Copy one file, creating the destination's folder.
@@ -534,7 +543,7 @@ mod tests {
         second.add("st.cmd", "two");
         publish_dir(&dir, &second).unwrap();
         assert_eq!(fs::read_to_string(dir.join("st.cmd")).unwrap(), "two");
-        assert_eq!(names(&dir), [MANIFEST, "mine.txt", "st.cmd"]);
+        assert_eq!(names(&dir), ["mine.txt", "st.cmd"]);
         assert_eq!(names(tmp.path()), ["runtime"], "no temporary files remain");
     }
 

@@ -307,9 +307,9 @@ fn generate_refreshes_the_opi_folder_keeps_foreign_files_and_no_pvi_skips_it() {
     let opi = env.root().join("opi");
     std::fs::create_dir_all(&opi).expect("opi");
     std::fs::write(opi.join("mine.bob"), "user").expect("foreign file");
-    // a screen listed as written by an earlier generate, no longer made
+    // a screen an earlier generate wrote (it carries iocrun's mark), no longer made
     std::fs::write(opi.join("stale.bob"), "old").expect("stale");
-    std::fs::write(opi.join(".iocrun-files"), "stale.bob\nindex.bob\n").expect("manifest");
+    mark_as_written_by_iocrun(&opi.join("stale.bob"));
     let out = cmd.output().expect("run generate");
     util::assert_success(&out);
     assert!(opi.join("index.bob").is_file() && opi.join("simple.pvi.bob").is_file());
@@ -334,6 +334,23 @@ fn generate_refreshes_the_opi_folder_keeps_foreign_files_and_no_pvi_skips_it() {
         !env.runtime_dir().join("simple.pvi.template").exists(),
         "the template the previous generate wrote is removed"
     );
+}
+
+/// Give `path` the extended attribute iocrun puts on the files it publishes.
+fn mark_as_written_by_iocrun(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+    // SAFETY: NUL-terminated strings and a 1-byte value
+    let rc = unsafe {
+        libc::setxattr(
+            c_path.as_ptr(),
+            c"user.iocrun".as_ptr(),
+            c"1".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
 }
 
 /// `iocrun check` makes the screens in memory and fails on a device file `generate` would only
@@ -385,12 +402,7 @@ fn assert_same_files(expected: &Path, actual: &Path) -> usize {
         .flatten()
         .collect();
     names.sort_by_key(|e| e.file_name());
-    // iocrun's list of what it wrote (`.iocrun-files`) is not an output
-    let got = std::fs::read_dir(actual)
-        .expect("dir")
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .count();
+    let got = std::fs::read_dir(actual).expect("dir").count();
     assert_eq!(names.len(), got, "file count in {}", actual.display());
     for entry in &names {
         let exp = std::fs::read_to_string(entry.path()).expect("expected");
