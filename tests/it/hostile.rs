@@ -433,3 +433,25 @@ fn hostile_unreadable_definition_folder_is_an_error() {
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     assert_clean_failure(&out, &["cannot read", "locked"]);
 }
+
+/// Recursion inside a template (a macro calling itself, deeply nested expressions) ends at the
+/// engine's bounds with an error, on a 2 MiB stack like the start sequence's blocking thread
+/// (test threads have 2 MiB too).
+#[test]
+fn hostile_jinja_recursion_is_an_error_on_a_small_stack() {
+    let support = std::fs::read_to_string(epics_defs()).expect("epics defs");
+    let recursive = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}";
+    let nested = format!("{{{{ {}1{} }}}}", "(".repeat(5_000), ")".repeat(5_000));
+    for template in [recursive.to_owned(), nested] {
+        let instance = env_set(&format!("{template:?}"));
+        let support = support.clone();
+        let result = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || iocrun::render::render_text(&instance, &[support.as_str()]).map(|_| ()))
+            .expect("spawn")
+            .join()
+            .expect("no panic");
+        let err = result.expect_err("refused").to_string();
+        assert!(err.contains("recursion"), "{err}");
+    }
+}
