@@ -61,17 +61,22 @@ pub struct EntityLocations {
 
 /// Parse YAML text and note where the `entities:` items and their keys are.
 pub fn parse_located(path: &Path, text: &str) -> Result<(Value, EntityLocations), ConfigError> {
+    let limits = InputLimits::get();
+    check_size(path, text, limits.yaml_max_bytes)?;
+    build(path, text, limits.yaml_max_nodes)
+}
+
+/// Build the value of `text`, stopping once it holds more than `max_nodes` nodes.
+fn build(path: &Path, text: &str, max_nodes: u64) -> Result<(Value, EntityLocations), ConfigError> {
     let err = |line: usize, column: usize, message: String| ConfigError::Yaml {
         path: path.to_owned(),
         line: Some(line),
         column: Some(column),
         message,
     };
-    let limits = InputLimits::get();
-    check_size(path, text, limits.yaml_max_bytes)?;
     let mut parser = Parser::new_from_str(text);
     let mut b = Builder {
-        max_nodes: limits.yaml_max_nodes,
+        max_nodes,
         ..Builder::default()
     };
     loop {
@@ -91,8 +96,10 @@ pub fn parse_located(path: &Path, text: &str) -> Result<(Value, EntityLocations)
             }
             Event::Alias(id) => {
                 b.note_start(line, col, None);
-                let (v, cost) = b.anchors.get(&id).cloned().unwrap_or((Value::Null, 1));
+                // count the copy before making it
+                let cost = b.anchors.get(&id).map_or(1, |(_, c)| *c);
                 b.spend(cost).map_err(|m| err(line, col, m))?;
+                let v = b.anchors.get(&id).map_or(Value::Null, |(v, _)| v.clone());
                 b.finish(v, 0, cost).map_err(|m| err(line, col, m))?;
             }
             Event::SequenceStart(anchor, _) => {
@@ -428,6 +435,31 @@ mod tests {
         assert_eq!(v["c"], Value::from("on"));
         assert_eq!(v["d"], Value::from(31));
         assert!(v["e"].is_null());
+    }
+
+    #[test]
+    fn aliases_count_as_copies_against_the_node_bound() {
+        // root map 1, key a 1, [1, 2, 3] 4, key b 1, [*a, *a] 1 + 2 * 4: 16 nodes
+        let text = "a: &a [1, 2, 3]\nb: [*a, *a]\n";
+        assert!(build(Path::new("t"), text, 16).is_ok());
+        let e = build(Path::new("t"), text, 15).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t:2:9: ") && e.contains("more than 15 nodes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded_with_location() {
+        let ok = format!("{}x", "- ".repeat(YAML_MAX_DEPTH));
+        assert!(p(&ok).is_ok());
+        let e = p(&format!("a:\n  {}x", "- ".repeat(YAML_MAX_DEPTH)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.yaml:2:") && e.contains("deeper than 128"),
+            "{e}"
+        );
     }
 
     #[test]
