@@ -14,6 +14,10 @@ pub const YAML_MAX_DEPTH: usize = 128;
 /// Deepest nesting of `$(…)` macro references, within a line or through macro values.
 pub const MACRO_MAX_DEPTH: u32 = 250;
 
+/// Most scans of macro text for one template line (or one re-expansion of the macro table):
+/// a bound on time, since defaults nested in defaults are scanned twice per level.
+pub const MACRO_MAX_STEPS: u64 = 1_000_000;
+
 /// The bounds that can be changed through the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputLimits {

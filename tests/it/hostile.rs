@@ -190,7 +190,8 @@ fn hostile_yaml_file_size_is_bounded() {
 }
 
 /// Nested `$(a` references: msi recursed for each level (iocrun overflowed its stack at 50,000).
-/// Up to the bound the output is msi's; past it, a clean error naming the template line.
+/// Up to the bound the output is msi's; past it, a clean error naming the template line. The
+/// same for the time a line may take (a fuzzing find: nested defaults).
 #[test]
 fn hostile_macro_nesting_is_bounded() {
     let env = TestEnv::new();
@@ -228,6 +229,17 @@ fn hostile_macro_nesting_is_bounded() {
         .output()
         .expect("run expand");
     assert_clean_failure(&out, &["chain.template:1:", "nested deeper"]);
+    // 30 defaults nested in defaults: each level is scanned twice, 2^30 scans (msi: minutes)
+    let t = env.write(
+        "defaults.template",
+        &format!("ok\n{}x{}\n", "$(A=".repeat(30), ")".repeat(30)),
+    );
+    let out = util::iocrun()
+        .arg("expand")
+        .arg(&t)
+        .output()
+        .expect("run expand");
+    assert_clean_failure(&out, &["defaults.template:2:", "more than 1000000 scans"]);
 }
 
 /// Nested `range(100000)` loops ran without limit; the fuel bound stops them with an error
