@@ -28,6 +28,10 @@ pub enum FilesError {
         #[source]
         source: std::io::Error,
     },
+    #[error("'{path}' is in the way: it exists and is not a folder")]
+    NotAFolder { path: PathBuf },
+    #[error("'{path}' is in the way: a folder is where a file is to be written")]
+    FolderInTheWay { path: PathBuf },
     #[error("cannot copy '{from}' to '{to}'")]
     Copy {
         from: PathBuf,
@@ -256,69 +260,98 @@ impl Staged {
     }
 }
 
-/// Replace the whole folder `dir` with a fresh one holding exactly `staged`, as ibek's
-/// `generate2` does with rmtree, but atomically: build a sibling, then swap by rename.
-pub fn replace_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
-    let parent = parent_of(dir);
-    create_dir_all(parent)?;
-    let wrap = |source| FilesError::Write {
-        path: dir.to_owned(),
-        source,
-    };
-    let fresh = tempfile::Builder::new()
-        .prefix(".iocrun-new-")
-        .tempdir_in(parent)
-        .map_err(wrap)?;
-    staged.write_into(fresh.path())?;
-    let fresh = fresh.keep();
-    set_dir_mode(&fresh);
-    let old = parent.join(format!(
-        ".iocrun-old-{}",
-        dir.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let _ = fs::remove_dir_all(&old);
-    let had_old = dir.exists();
-    if had_old {
-        fs::rename(dir, &old).map_err(wrap)?;
-    }
-    if let Err(e) = fs::rename(&fresh, dir) {
-        if had_old {
-            // put the previous outputs back so the failure leaves them intact
-            let _ = fs::rename(&old, dir);
-        }
-        let _ = fs::remove_dir_all(&fresh);
-        return Err(wrap(e));
-    }
-    if had_old {
-        // when `dir` is a mount point the rename above fails instead; see the fallback below
-        let _ = fs::remove_dir_all(&old);
-    }
-    Ok(())
-}
+/// The extended attribute that marks a file iocrun wrote into a published folder: the only
+/// files a later [`publish_dir`] may remove. It travels with the file (a persistent volume
+/// keeps it across restarts) and leaves the folder's listing as ibek's.
+const MARK: &std::ffi::CStr = c"user.iocrun";
 
-/// Like [`replace_dir`], but for a folder that may be a mount point (a Kubernetes volume
-/// subPath cannot be renamed): empty it and write the files into it, each atomically.
-pub fn refill_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
-    if replace_dir(dir, staged).is_ok() {
-        return Ok(());
+/// Publish `staged` as the contents of the folder `dir`, all or nothing (issue 11):
+///
+/// 1. `dir` must be a folder or absent (a file in its place is an error, left untouched);
+/// 2. every new file is written to a temporary file inside `dir` (so this also works when
+///    `dir` is a mount point), marked as iocrun's ([`MARK`]); if any write fails (a full
+///    disk), those temporary files are removed and the previous outputs are as they were;
+/// 3. only then is each renamed over its final name (a rename needs no space);
+/// 4. marked files that this publish did not write (left by an earlier one) are removed.
+///    Nothing else is: files iocrun did not write stay where they are. On a file system
+///    without user extended attributes nothing is marked, so nothing is ever removed.
+pub fn publish_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
+    let wrap = |path: &Path| {
+        let path = path.to_owned();
+        move |source| FilesError::Write { path, source }
+    };
+    match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(FilesError::NotAFolder {
+                path: dir.to_owned(),
+            })
+        }
+        _ => create_dir_all(dir)?,
     }
-    create_dir_all(dir)?;
+    // step 2: all temporary files, dropped (removed) on the first failure
+    let mut pending = Vec::with_capacity(staged.files.len());
+    for (rel, contents) in &staged.files {
+        let path = dir.join(rel);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            return Err(FilesError::FolderInTheWay { path });
+        }
+        let parent = parent_of(&path);
+        create_dir_all(parent)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".iocrun-")
+            .tempfile_in(parent)
+            .map_err(wrap(&path))?;
+        tmp.write_all(contents).map_err(wrap(&path))?;
+        if !staged.unsynced {
+            tmp.as_file().sync_data().map_err(wrap(&path))?;
+        }
+        mark(tmp.as_file());
+        pending.push((tmp, path));
+    }
+    // step 3: renames only
+    for (tmp, path) in pending {
+        tmp.persist(&path).map_err(|e| wrap(&path)(e.error))?;
+        set_default_mode(&path);
+    }
+    // step 4: what an earlier publish wrote and this one did not
+    let current: std::collections::HashSet<PathBuf> = staged.names().map(|n| dir.join(n)).collect();
     let entries = fs::read_dir(dir).map_err(|source| FilesError::Read {
         path: dir.to_owned(),
         source,
     })?;
     for entry in entries.flatten() {
         let path = entry.path();
-        let removed = if path.is_dir() && !path.is_symlink() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        removed.map_err(|source| FilesError::Write { path, source })?;
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && !current.contains(&path) && is_marked(&path) {
+            fs::remove_file(&path).map_err(wrap(&path))?;
+        }
     }
-    staged.write_into(dir)
+    Ok(())
+}
+
+/// Mark a file as written by iocrun; a file system without user xattrs leaves it unmarked.
+fn mark(file: &fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor, a NUL-terminated name and a 1-byte value
+    let rc =
+        unsafe { libc::fsetxattr(file.as_raw_fd(), MARK.as_ptr(), c"1".as_ptr().cast(), 1, 0) };
+    if rc != 0 {
+        tracing::debug!(
+            "cannot mark an output file: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Whether `path` (not followed if a symlink) carries iocrun's mark.
+fn is_marked(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: NUL-terminated strings; a null buffer of size 0 only asks for the value's size
+    let rc = unsafe { libc::lgetxattr(c_path.as_ptr(), MARK.as_ptr(), std::ptr::null_mut(), 0) };
+    rc >= 0
 }
 
 /// Copy one file, creating the destination's folder.
@@ -476,11 +509,6 @@ fn set_default_mode(path: &Path) {
     let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o666 & !umask()));
 }
 
-fn set_dir_mode(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o777 & !umask()));
-}
-
 fn umask() -> u32 {
     // umask can only be read by setting it; put it straight back
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
@@ -492,19 +520,61 @@ fn umask() -> u32 {
 mod tests {
     use super::*;
 
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn replace_dir_swaps_contents() {
+    fn publish_dir_removes_only_what_it_wrote_before() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("runtime");
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("stale.txt"), "old").unwrap();
+        fs::write(dir.join("mine.txt"), "user").unwrap();
+        let mut first = Staged::new();
+        first.add("st.cmd", "one");
+        first.add("pvi_failed", "why");
+        publish_dir(&dir, &first).unwrap();
+        let mut second = Staged::new();
+        second.add("st.cmd", "two");
+        publish_dir(&dir, &second).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("st.cmd")).unwrap(), "two");
+        assert_eq!(names(&dir), ["mine.txt", "st.cmd"]);
+        assert_eq!(names(tmp.path()), ["runtime"], "no temporary files remain");
+    }
+
+    #[test]
+    fn publish_dir_refuses_a_file_in_place_of_the_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("out");
+        fs::write(&file, "precious").unwrap();
         let mut staged = Staged::new();
         staged.add("st.cmd", "new");
-        replace_dir(&dir, &staged).unwrap();
-        assert_eq!(fs::read_to_string(dir.join("st.cmd")).unwrap(), "new");
-        assert!(!dir.join("stale.txt").exists());
-        let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "temporary folders must not remain");
+        let err = publish_dir(&file, &staged).unwrap_err().to_string();
+        assert!(err.contains("not a folder"), "{err}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "precious");
+        assert_eq!(names(tmp.path()), ["out"]);
+    }
+
+    #[test]
+    fn publish_dir_refuses_a_folder_in_place_of_a_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("st.cmd")).unwrap();
+        fs::write(tmp.path().join("ioc.subst"), "old").unwrap();
+        let mut staged = Staged::new();
+        staged.add("ioc.subst", "new");
+        staged.add("st.cmd", "new");
+        let err = publish_dir(tmp.path(), &staged).unwrap_err().to_string();
+        assert!(err.contains("in the way"), "{err}");
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("ioc.subst")).unwrap(),
+            "old"
+        );
+        assert_eq!(names(tmp.path()), ["ioc.subst", "st.cmd"]);
     }
 
     #[test]

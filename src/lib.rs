@@ -18,6 +18,7 @@ pub mod error;
 pub mod expand;
 pub mod files;
 pub mod footprint;
+pub mod limits;
 pub mod logging;
 pub mod paths;
 pub mod place;

@@ -225,6 +225,7 @@ fn message(e: &ExpandError) -> String {
             format!("{error} msi: Can't open file '{name}'\n{trace}")
         }
         ExpandError::IncludeDepth { trace, .. } => format!("msi: {e}\n{trace}"),
+        ExpandError::MacroBound { .. } => format!("msi: {e}\n"),
         ExpandError::Syntax { path, error } => {
             let extra = if error.message.starts_with("Strings") {
                 "\n"

@@ -102,8 +102,8 @@ pub fn make_pvi(inputs: &Inputs, out: &Outputs) -> Result<pvi::IocPvi, Error> {
     Ok(pvi::generate(&out.index_title, &entities, &search)?)
 }
 
-/// Replace the OPI folder's contents with the screens, atomically (a Phoebus client never reads
-/// half a file). Returns why screens are missing, after logging it as a warning.
+/// Publish the screens into the OPI folder ([`files::publish_dir`]: a Phoebus client never
+/// reads half a file; screens an earlier generate wrote and this one did not are removed). Returns why screens are missing, after logging it as a warning.
 fn publish_screens(opi: &Path, made: &pvi::IocPvi) -> Option<String> {
     let mut problems: Vec<String> = made
         .screen_errors
@@ -115,7 +115,7 @@ fn publish_screens(opi: &Path, made: &pvi::IocPvi) -> Option<String> {
     for (name, text) in &made.screens {
         staged.add(name, text.as_bytes());
     }
-    if let Err(e) = files::refill_dir(opi, &staged) {
+    if let Err(e) = files::publish_dir(opi, &staged) {
         problems.push(crate::error::chain(&e));
     }
     if problems.is_empty() {
@@ -166,7 +166,7 @@ pub fn inputs(
         return Err(Error::Usage("no instance yaml files found".into()));
     }
     let definitions = if definitions.is_empty() {
-        default_definition_files(&paths.ibek_defs(), config_dir)
+        default_definition_files(&paths.ibek_defs(), config_dir)?
     } else {
         definitions.to_vec()
     };
@@ -181,8 +181,9 @@ pub fn inputs(
     })
 }
 
-/// Replace the output folder with exactly the rendered files, as ibek's rmtree + write does,
-/// but all-or-nothing: the previous outputs stay intact if anything fails. The `.pvi.template`s
+/// Publish the rendered files into the output folder all-or-nothing ([`files::publish_dir`]):
+/// the previous outputs stay intact if anything fails, and only files an earlier generate
+/// wrote are removed (ibek removes the whole folder). The `.pvi.template`s
 /// go here too, next to the ioc.subst that names them (ibek: always `$EPICS_ROOT/runtime`).
 pub fn write(
     output: &Path,
@@ -204,6 +205,6 @@ pub fn write(
     if let Some(why) = pvi_failed {
         staged.add(PVI_FAILED_FILE, format!("{why}\n"));
     }
-    files::refill_dir(output, &staged)?;
+    files::publish_dir(output, &staged)?;
     Ok(())
 }

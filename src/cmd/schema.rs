@@ -17,7 +17,7 @@ use crate::paths::Paths;
 pub fn run(args: &SchemaArgs) -> Result<ExitCode, Error> {
     let paths = Paths::from_env();
     let defs = if args.definitions.is_empty() {
-        let mut defs = Definitions::load(&default_definition_files(&paths.ibek_defs(), None))?;
+        let mut defs = Definitions::load(&default_definition_files(&paths.ibek_defs(), None)?)?;
         defs.add_embedded_fallbacks()?;
         defs
     } else {

@@ -29,10 +29,7 @@ impl Definitions {
 
     /// Read one support file and add its models.
     pub fn add_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = yaml::read(path)?;
         let value = yaml::parse(path, &text)?;
         self.add_value(path, &text, value)
     }
@@ -230,29 +227,37 @@ fn find_line(text: &str, needle: &str) -> Option<usize> {
 
 /// The default definition files of `generate2` (spec §6.1): `$EPICS_ROOT/ibek-defs/**` then
 /// `CONFIG_DIR/**`, each `*.ibek.support.yaml`, symlinks followed. ibek takes directory
-/// order; we sort for reproducibility (order only matters for duplicate names).
-pub fn default_definition_files(ibek_defs: &Path, config_dir: Option<&Path>) -> Vec<PathBuf> {
+/// order; we sort for reproducibility (order only matters for duplicate names). A folder that
+/// is absent is skipped; one inside them that cannot be listed is an error naming it (ibek's
+/// glob skips it silently, and its definitions would be missing without a word).
+pub fn default_definition_files(
+    ibek_defs: &Path,
+    config_dir: Option<&Path>,
+) -> Result<Vec<PathBuf>, ConfigError> {
     let mut out = Vec::new();
     for dir in std::iter::once(ibek_defs).chain(config_dir) {
         let mut found = Vec::new();
-        walk(dir, &mut found, 0);
+        if dir.is_dir() {
+            walk(dir, &mut found, 0)?;
+        }
         found.sort();
         out.extend(found);
     }
-    out
+    Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), ConfigError> {
     if depth > 16 {
-        return;
+        return Ok(());
     }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+    let unreadable = |source| ConfigError::Read {
+        path: dir.to_owned(),
+        source,
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
         if path.is_dir() {
-            walk(&path, out, depth + 1);
+            walk(&path, out, depth + 1)?;
         } else if path
             .file_name()
             .and_then(|n| n.to_str())
@@ -261,4 +266,5 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
             out.push(path);
         }
     }
+    Ok(())
 }

@@ -54,10 +54,7 @@ impl RawEntity {
 impl Instance {
     /// Read and check one instance file.
     pub fn load(path: &Path) -> Result<Instance, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = yaml::read(path)?;
         Instance::parse(path, &text)
     }
 

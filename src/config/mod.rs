@@ -22,7 +22,9 @@ pub use support::{
     Database, Define, EntityModel, EntityPvi, EnvVar, Param, ParamKind, ScriptItem, Support,
     Validation,
 };
-pub use yaml::{load as load_yaml, parse as parse_yaml, parse_located, EntityLocations};
+pub use yaml::{
+    load as load_yaml, parse as parse_yaml, parse_located, read as read_yaml, EntityLocations,
+};
 
 /// A support or instance file that cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -8,14 +8,42 @@ use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::TScalarStyle;
 
 use super::ConfigError;
+use crate::limits::{InputLimits, YAML_MAX_DEPTH};
 
 /// Read and parse one YAML file into a generic value with merge keys applied.
 pub fn load(path: &Path) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    parse(path, &read(path)?)
+}
+
+/// Read a YAML file as text, refusing one larger than [`InputLimits::yaml_max_bytes`] before
+/// reading it whole.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let max = InputLimits::get().yaml_max_bytes;
+    let io = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    parse(path, &text)
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut text = String::new();
+    // one byte over the bound tells a file that is too big from one that fits exactly
+    file.take(max.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    check_size(path, &text, max)?;
+    Ok(text)
+}
+
+fn check_size(path: &Path, text: &str, max: u64) -> Result<(), ConfigError> {
+    if text.len() as u64 > max {
+        return Err(ConfigError::Yaml {
+            path: path.to_owned(),
+            line: None,
+            column: None,
+            message: format!("file larger than {max} bytes (IOCRUN_YAML_MAX_BYTES)"),
+        });
+    }
+    Ok(())
 }
 
 /// Parse YAML text (named by `path` in errors).
@@ -33,6 +61,13 @@ pub struct EntityLocations {
 
 /// Parse YAML text and note where the `entities:` items and their keys are.
 pub fn parse_located(path: &Path, text: &str) -> Result<(Value, EntityLocations), ConfigError> {
+    let limits = InputLimits::get();
+    check_size(path, text, limits.yaml_max_bytes)?;
+    build(path, text, limits.yaml_max_nodes)
+}
+
+/// Build the value of `text`, stopping once it holds more than `max_nodes` nodes.
+fn build(path: &Path, text: &str, max_nodes: u64) -> Result<(Value, EntityLocations), ConfigError> {
     let err = |line: usize, column: usize, message: String| ConfigError::Yaml {
         path: path.to_owned(),
         line: Some(line),
@@ -40,7 +75,10 @@ pub fn parse_located(path: &Path, text: &str) -> Result<(Value, EntityLocations)
         message,
     };
     let mut parser = Parser::new_from_str(text);
-    let mut b = Builder::default();
+    let mut b = Builder {
+        max_nodes,
+        ..Builder::default()
+    };
     loop {
         let (ev, mark) = parser
             .next_token()
@@ -51,29 +89,37 @@ pub fn parse_located(path: &Path, text: &str) -> Result<(Value, EntityLocations)
             Event::DocumentEnd if b.root.is_some() => break,
             Event::Scalar(text, style, anchor, tag) => {
                 b.note_start(line, col, Some(&text));
+                let cost = 1 + text.len() as u64 / 64;
+                b.spend(cost).map_err(|m| err(line, col, m))?;
                 let v = resolve_scalar(&text, style, tag.as_ref());
-                b.finish(v, anchor).map_err(|m| err(line, col, m))?;
+                b.finish(v, anchor, cost).map_err(|m| err(line, col, m))?;
             }
             Event::Alias(id) => {
                 b.note_start(line, col, None);
-                let v = b.anchors.get(&id).cloned().unwrap_or(Value::Null);
-                b.finish(v, 0).map_err(|m| err(line, col, m))?;
+                // count the copy before making it
+                let cost = b.anchors.get(&id).map_or(1, |(_, c)| *c);
+                b.spend(cost).map_err(|m| err(line, col, m))?;
+                let v = b.anchors.get(&id).map_or(Value::Null, |(v, _)| v.clone());
+                b.finish(v, 0, cost).map_err(|m| err(line, col, m))?;
             }
             Event::SequenceStart(anchor, _) => {
                 b.note_start(line, col, None);
+                b.open().map_err(|m| err(line, col, m))?;
                 b.stack.push(Frame::Seq(Vec::new(), anchor));
             }
             Event::MappingStart(anchor, _) => {
                 b.note_start(line, col, None);
+                b.open().map_err(|m| err(line, col, m))?;
                 b.stack.push(Frame::Map(Mapping::new(), None, anchor));
             }
             Event::SequenceEnd | Event::MappingEnd => {
+                let cost = b.nodes - b.starts.pop().unwrap_or(b.nodes);
                 let (v, anchor) = match b.stack.pop() {
                     Some(Frame::Seq(items, a)) => (Value::Sequence(items), a),
                     Some(Frame::Map(m, _, a)) => (Value::Mapping(m), a),
                     None => (Value::Null, 0),
                 };
-                b.finish(v, anchor).map_err(|m| err(line, col, m))?;
+                b.finish(v, anchor, cost).map_err(|m| err(line, col, m))?;
             }
             _ => {}
         }
@@ -97,12 +143,42 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, Value>,
+    /// An anchored node and its cost in nodes (what each alias of it adds).
+    anchors: std::collections::HashMap<usize, (Value, u64)>,
     root: Option<Value>,
     locations: EntityLocations,
+    /// Nodes built so far, aliases expanded: a bound on memory against alias bombs.
+    nodes: u64,
+    max_nodes: u64,
+    /// `nodes` when each open collection started, parallel to `stack`.
+    starts: Vec<u64>,
 }
 
 impl Builder {
+    /// A collection starts: one level deeper, one node more.
+    fn open(&mut self) -> Result<(), String> {
+        if self.stack.len() >= YAML_MAX_DEPTH {
+            return Err(format!(
+                "collections nested deeper than {YAML_MAX_DEPTH} levels"
+            ));
+        }
+        self.starts.push(self.nodes);
+        self.spend(1)
+    }
+
+    /// Count `cost` more nodes against the bound.
+    fn spend(&mut self, cost: u64) -> Result<(), String> {
+        self.nodes = self.nodes.saturating_add(cost);
+        if self.nodes > self.max_nodes {
+            return Err(format!(
+                "the document expands to more than {} nodes (aliases included; \
+                 IOCRUN_YAML_MAX_NODES)",
+                self.max_nodes
+            ));
+        }
+        Ok(())
+    }
+
     /// Record positions: an item of the top-level list or `entities` list starts, or a key of one.
     fn note_start(&mut self, line: usize, col: usize, scalar: Option<&str>) {
         match self.stack.as_slice() {
@@ -135,10 +211,11 @@ impl Builder {
         }
     }
 
-    /// A node is complete: attach it to its parent.
-    fn finish(&mut self, v: Value, anchor: usize) -> Result<(), String> {
+    /// A node is complete: attach it to its parent. `cost` is what it counted against the
+    /// node bound, which each later alias of its `anchor` counts again.
+    fn finish(&mut self, v: Value, anchor: usize, cost: u64) -> Result<(), String> {
         if anchor != 0 {
-            self.anchors.insert(anchor, v.clone());
+            self.anchors.insert(anchor, (v.clone(), cost));
         }
         match self.stack.last_mut() {
             None => {
@@ -358,6 +435,31 @@ mod tests {
         assert_eq!(v["c"], Value::from("on"));
         assert_eq!(v["d"], Value::from(31));
         assert!(v["e"].is_null());
+    }
+
+    #[test]
+    fn aliases_count_as_copies_against_the_node_bound() {
+        // root map 1, key a 1, [1, 2, 3] 4, key b 1, [*a, *a] 1 + 2 * 4: 16 nodes
+        let text = "a: &a [1, 2, 3]\nb: [*a, *a]\n";
+        assert!(build(Path::new("t"), text, 16).is_ok());
+        let e = build(Path::new("t"), text, 15).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t:2:9: ") && e.contains("more than 15 nodes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded_with_location() {
+        let ok = format!("{}x", "- ".repeat(YAML_MAX_DEPTH));
+        assert!(p(&ok).is_ok());
+        let e = p(&format!("a:\n  {}x", "- ".repeat(YAML_MAX_DEPTH)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.yaml:2:") && e.contains("deeper than 128"),
+            "{e}"
+        );
     }
 
     #[test]

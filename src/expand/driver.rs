@@ -237,13 +237,23 @@ impl<'a, W: Write> Run<'a, W> {
 
     fn expand_line(&mut self, template: &Template, i: usize) -> Result<(), ExpandError> {
         let text = template.text(i);
+        let cut_short = |table: &mut MacroTable| match table.take_cut() {
+            None => Ok(()),
+            Some(cut) => Err(ExpandError::MacroBound {
+                template: String::from_utf8_lossy(&template.recorded).into_owned(),
+                line: i + 1,
+                cut: cut.to_string(),
+            }),
+        };
         if !template.lines[i].has_ref {
             // nothing to expand, but a changed table is still re-expanded (and warns)
             self.table.refresh();
+            cut_short(&mut self.table)?;
             return self.out.write_all(text).map_err(ExpandError::write);
         }
         self.line_buf.clear();
         let error = self.table.expand_str(text, &mut self.line_buf);
+        cut_short(&mut self.table)?;
         self.out
             .write_all(&self.line_buf)
             .map_err(ExpandError::write)?;

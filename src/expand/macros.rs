@@ -9,6 +9,7 @@
 use std::rc::Rc;
 
 use super::defns::parse_defns;
+use crate::limits::{MACRO_MAX_DEPTH, MACRO_MAX_STEPS};
 
 /// `MAC_SIZE`: macro values and names are cut to this many bytes (spec §2.8).
 pub(crate) const MAC_SIZE: usize = 256;
@@ -116,6 +117,33 @@ pub(crate) struct MacroTable {
     scope_name: Rc<[u8]>,
     /// Spare buffers for reference names (one per nesting level in use).
     pool: Vec<Vec<u8>>,
+    /// Why the last expansion was cut short (C recurses and re-scans without bound); it must
+    /// be reported as an error.
+    cut: Option<Cut>,
+    /// Scans (`trans` calls) of the current expansion, against [`MACRO_MAX_STEPS`].
+    steps: u64,
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cut::Depth => write!(
+                f,
+                "macro references nested deeper than {MACRO_MAX_DEPTH} levels"
+            ),
+            Cut::Steps => write!(f, "macro expansion needs more than {MACRO_MAX_STEPS} scans"),
+        }
+    }
+}
+
+/// Why an expansion was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// References nested deeper than [`MACRO_MAX_DEPTH`].
+    Depth,
+    /// More than [`MACRO_MAX_STEPS`] scans: defaults inside defaults are scanned twice per
+    /// level, so a few hundred bytes can take exponential time (in msi too).
+    Steps,
 }
 
 impl MacroTable {
@@ -133,6 +161,8 @@ impl MacroTable {
             empty: Rc::from(&b""[..]),
             scope_name: Rc::from(&b"<scope>"[..]),
             pool: Vec::new(),
+            cut: None,
+            steps: 0,
         }
     }
 
@@ -230,6 +260,7 @@ impl MacroTable {
         if !self.dirty {
             return;
         }
+        self.steps = 0;
         let mut i = 0;
         while i < self.entries.len() {
             if self.entries[i].kind != Kind::Scope {
@@ -251,10 +282,17 @@ impl MacroTable {
         self.dirty = false;
     }
 
+    /// Why an expansion since the last call was cut short (its output is then incomplete);
+    /// clears it.
+    pub(crate) fn take_cut(&mut self) -> Option<Cut> {
+        self.cut.take()
+    }
+
     /// `macExpandString` without a length limit: expand `src` (at level 0, so quotes and
     /// escapes are kept) onto `out`. Returns true when a reference was undefined or recursive.
     pub(crate) fn expand_str(&mut self, src: &[u8], out: &mut Vec<u8>) -> bool {
         self.refresh();
+        self.steps = 0;
         let name = if self.suppress {
             self.empty.clone()
         } else {
@@ -287,6 +325,18 @@ impl MacroTable {
         out: &mut Vec<u8>,
         valend: usize,
     ) {
+        self.steps += 1;
+        if level > MACRO_MAX_DEPTH || self.steps > MACRO_MAX_STEPS {
+            // stop scanning: every enclosing level then sees the end of the text
+            let why = if level > MACRO_MAX_DEPTH {
+                Cut::Depth
+            } else {
+                Cut::Steps
+            };
+            self.cut.get_or_insert(why);
+            *r = src.len();
+            return;
+        }
         let discard = level > 0;
         let mut quote = 0u8;
         let mut i = *r;
@@ -513,7 +563,11 @@ pub(crate) fn env_expand(text: &[u8]) -> Result<Vec<u8>, Vec<String>> {
     let mut table = MacroTable::new(false);
     table.use_env = true;
     let mut out = Vec::new();
-    if table.expand_str(text, &mut out) {
+    let error = table.expand_str(text, &mut out);
+    if let Some(cut) = table.take_cut() {
+        return Err(vec![cut.to_string()]);
+    }
+    if error {
         return Err(table.take_warnings());
     }
     Ok(out)
@@ -533,6 +587,40 @@ mod tests {
         let mut t = MacroTable::new(true);
         t.install(defs.as_bytes());
         t
+    }
+
+    /// Runs on a test thread (2 MiB stack, like the start sequence's blocking thread): the
+    /// deepest nesting allowed must fit, one more is refused without recursing further.
+    #[test]
+    fn defaults_in_defaults_are_bounded_in_scans() {
+        // each level scans its default twice when the name is undefined: 2^40 scans unbounded
+        let mut t = table("");
+        let line = format!("{}x{}", "$(A=".repeat(40), ")".repeat(40));
+        expand(&mut t, &line);
+        assert_eq!(t.take_cut(), Some(Cut::Steps));
+        let line = format!("{}x{}", "$(A=".repeat(12), ")".repeat(12));
+        assert_eq!(expand(&mut t, &line), "x");
+        assert_eq!(t.take_cut(), None);
+    }
+
+    #[test]
+    fn nesting_is_bounded_within_a_small_stack() {
+        let depth = MACRO_MAX_DEPTH as usize;
+        let mut t = table("");
+        let ok = format!("{}{}", "$(a".repeat(depth), ")".repeat(depth));
+        expand(&mut t, &ok);
+        assert_eq!(t.take_cut(), None);
+        let deep = format!("{}{}", "$(a".repeat(50_000), ")".repeat(50_000));
+        expand(&mut t, &deep);
+        assert_eq!(t.take_cut(), Some(Cut::Depth));
+        // a chain of definitions, each naming the next, nests through the values
+        let chain: Vec<String> = (0..depth + 10)
+            .map(|i| format!("m{i}=$(m{})", i + 1))
+            .collect();
+        let mut t = table(&chain.join(","));
+        expand(&mut t, "$(m0)");
+        assert_eq!(t.take_cut(), Some(Cut::Depth));
+        assert!(env_expand(deep.as_bytes()).is_err_and(|w| w[0].contains("deeper")));
     }
 
     #[test]

@@ -55,6 +55,14 @@ pub enum ExpandError {
     },
     #[error("include of '{name}' nested deeper than {MAX_INCLUDE_DEPTH} files")]
     IncludeDepth { name: String, trace: String },
+    /// msi recurses and re-scans without bound here (crashing on a deep enough line, or
+    /// running for ever); iocrun stops.
+    #[error("{template}:{line}: {cut}")]
+    MacroBound {
+        template: String,
+        line: usize,
+        cut: String,
+    },
     #[error("no template file for a set in the substitution file")]
     NoTemplate,
     #[error("cannot write the expansion")]

@@ -21,9 +21,13 @@ pub fn load(path: &Path) -> Result<Device, PviError> {
             path: path.to_owned(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| PviError::Read {
-        path: path.to_owned(),
-        source,
+    // the YAML size bound (docs/limits.md); serde_yaml bounds depth and alias replay itself
+    let text = crate::config::read_yaml(path).map_err(|e| match e {
+        crate::config::ConfigError::Read { path, source } => PviError::Read { path, source },
+        other => PviError::Yaml {
+            path: path.to_owned(),
+            message: other.to_string(),
+        },
     })?;
     let raw: RawDevice = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &text, e))?;
     Validate { file: path }.device(raw)

@@ -59,6 +59,9 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The longest string `~` may make: minijinja's bound on a repeated string.
+const MAX_CONCAT_LEN: usize = 100_000_000;
+
 impl Engine {
     /// A fresh environment; `file_name` is `ioc_yaml_file_name`.
     pub fn new(file_name: &str) -> Engine {
@@ -75,6 +78,8 @@ impl Engine {
         });
         env.set_formatter(|out, _state, value| out.write_str(&py_str(value)).map_err(Error::from));
         env.set_unknown_method_callback(method_callback);
+        // a bound on the work of one template run (issue 11); Jinja2 has none
+        env.set_fuel(Some(crate::limits::InputLimits::get().jinja_fuel));
         env.add_global("env", Value::from_object(EnvMap));
         env.add_function("__pymod", |a: Value, b: Value| py_mod(&a, &b, false));
         env.add_function("__pymod_t", |a: Value, b: Value| py_mod(&a, &b, true));
@@ -82,7 +87,15 @@ impl Engine {
             Value::from_object(PyTuple(items.0))
         });
         env.add_function("__pycat", |a: Value, b: Value| {
-            Ok::<_, Error>(Value::from(py_str(&a) + &py_str(&b)))
+            let (a, b) = (py_str(&a), py_str(&b));
+            // the engine's own bound on `'x' * n`, for `~` too (a doubling loop, issue 11)
+            if a.len() + b.len() > MAX_CONCAT_LEN {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("joined string longer than {MAX_CONCAT_LEN} bytes"),
+                ));
+            }
+            Ok::<_, Error>(Value::from(a + &b))
         });
         env.add_filter("int", filter_int);
         env.add_filter("float", filter_float);
@@ -203,6 +216,10 @@ fn describe(e: &Error) -> String {
             (_, _, Some(d)) => format!("undefined: {d}"),
             _ => "undefined value".to_owned(),
         },
+        ErrorKind::OutOfFuel => format!(
+            "the template ran more than {} instructions (IOCRUN_JINJA_FUEL)",
+            crate::limits::InputLimits::get().jinja_fuel
+        ),
         _ => e
             .detail()
             .map(str::to_owned)

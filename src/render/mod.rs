@@ -209,6 +209,8 @@ fn render_instances(
             what: "ioc.subst",
             message,
         })?;
+    no_nul("st.cmd", &st_cmd)?;
+    no_nul("ioc.subst", &ioc_subst)?;
     Ok(Outputs {
         st_cmd,
         ioc_subst,
@@ -231,6 +233,18 @@ fn iocstats_prefixes(entities: &[Arc<Entity>]) -> Vec<String> {
         .filter_map(|e| e.get("IOC").map(|v| pyvalue::py_str(&v)))
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+/// A NUL character that reached an output another way than an entity argument (a support
+/// YAML script or database line): refused, naming the output line.
+fn no_nul(what: &'static str, text: &str) -> Result<(), RenderError> {
+    match text.lines().position(|l| l.contains('\0')) {
+        None => Ok(()),
+        Some(i) => Err(RenderError::Output {
+            what,
+            message: format!("line {} contains a NUL character (\\0)", i + 1),
+        }),
+    }
 }
 
 /// `ioc_name` rendered with an empty context and the globals (spec §2.1).

@@ -248,6 +248,12 @@ impl<'a> Resolver<'a> {
             value = self.engine.render(&**entity, s, typ)?;
         }
         value = fresh_list(value);
+        if value.as_str().is_some_and(|s| s.contains('\0')) {
+            // ibek writes it as is; the IOC shell and msi would silently cut the line there
+            return Err(format!(
+                "'{name}' contains a NUL character (\\0), which st.cmd and ioc.subst cannot carry"
+            ));
+        }
         if typ == "object" {
             if let Some(id) = value.as_str() {
                 value = match self.ids.get(id) {

@@ -89,7 +89,7 @@ const TOKENS: &[&str] = &[
 ];
 
 /// xorshift64*: a tiny deterministic generator, enough to pick mutations.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -98,7 +98,7 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
         } else {
@@ -116,12 +116,18 @@ fn boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// Apply one random mutation to `text`.
+/// Apply one random mutation to `text`, with the YAML and Jinja tokens.
 fn mutate(text: &str, rng: &mut Rng) -> String {
+    mutate_with(text, rng, TOKENS)
+}
+
+/// Apply one random mutation to `text`: insert one of `tokens`, cut a span, move, copy or drop
+/// lines, replace a few bytes by a token, insert a character, re-indent a line.
+pub(crate) fn mutate_with(text: &str, rng: &mut Rng, tokens: &[&str]) -> String {
     let mut s = text.to_owned();
     let at = boundary(&s, rng.below(s.len() + 1));
     match rng.below(7) {
-        0 => s.insert_str(at, TOKENS[rng.below(TOKENS.len())]),
+        0 => s.insert_str(at, tokens[rng.below(tokens.len())]),
         1 => {
             let end = boundary(&s, at + rng.below(40));
             s.replace_range(at..end.max(at), "");
@@ -144,7 +150,7 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
         4 => {
             // change a number or a word into another token
             let end = boundary(&s, at + 1 + rng.below(8));
-            s.replace_range(at..end.max(at), TOKENS[rng.below(TOKENS.len())]);
+            s.replace_range(at..end.max(at), tokens[rng.below(tokens.len())]);
         }
         5 => {
             let ch = char::from_u32(rng.below(0x250) as u32).unwrap_or('x');

@@ -9,8 +9,10 @@ mod ca; // iocrun caget vs EPICS caget on a loopback softIoc
 mod check; // iocrun check over many instance folders: verdicts, annotations, suggestions
 mod container; // the static binary as a podman container's ENTRYPOINT (PID 1)
 mod entrypoint; // iocrun CMD (a one-shot, like tini), the start.sh shim nested, stdin EOF
+mod fuzz_input; // seeded mutations of YAML, substitution files and templates: no panics
 mod fuzz_render; // seeded mutations of real inputs through the in-memory render: no panics
 mod fuzz_runtime; // seeded mutations of console, control, CA and HTTP messages: no panics, bounds kept
+mod hostile; // hostile input files (issue 11): bounded, clean errors, outputs intact
 mod ibek_support_diff; // every ibek-support model, generated instances, iocrun vs ibek 4.8.2
 mod ibek_support_gen; // the instance generator for ibek_support_diff
 mod live; // every start re-reads the config: restarts, reload, control commands, start hooks

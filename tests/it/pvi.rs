@@ -296,22 +296,30 @@ fn deviation_missing_screen_device_warns() {
     );
 }
 
-/// The OPI folder is replaced as a whole (stale screens go), and `--no-pvi` leaves it alone.
+/// The OPI folder gets the new screens; screens an earlier generate wrote and this one did not
+/// go, a file iocrun did not write stays (docs/compat.md); `--no-pvi` leaves the folder alone.
 #[test]
-fn generate_replaces_the_opi_folder_and_no_pvi_skips_it() {
+fn generate_refreshes_the_opi_folder_keeps_foreign_files_and_no_pvi_skips_it() {
     let env = TestEnv::new();
     let Some(mut cmd) = generate_cmd(&env, "ibek-motorSim") else {
         return;
     };
     let opi = env.root().join("opi");
     std::fs::create_dir_all(&opi).expect("opi");
+    std::fs::write(opi.join("mine.bob"), "user").expect("foreign file");
+    // a screen an earlier generate wrote (it carries iocrun's mark), no longer made
     std::fs::write(opi.join("stale.bob"), "old").expect("stale");
+    mark_as_written_by_iocrun(&opi.join("stale.bob"));
     let out = cmd.output().expect("run generate");
     util::assert_success(&out);
     assert!(opi.join("index.bob").is_file() && opi.join("simple.pvi.bob").is_file());
     assert!(
         !opi.join("stale.bob").exists(),
-        "the OPI folder is replaced as a whole"
+        "a screen iocrun wrote before and no longer makes is removed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(opi.join("mine.bob")).expect("foreign file kept"),
+        "user"
     );
     assert!(env.runtime_dir().join("simple.pvi.template").is_file());
     assert!(!env.runtime_dir().join("pvi_failed").exists());
@@ -322,7 +330,27 @@ fn generate_replaces_the_opi_folder_and_no_pvi_skips_it() {
         opi.join("stale.bob").exists(),
         "--no-pvi leaves the OPI folder alone"
     );
-    assert!(!env.runtime_dir().join("simple.pvi.template").exists());
+    assert!(
+        !env.runtime_dir().join("simple.pvi.template").exists(),
+        "the template the previous generate wrote is removed"
+    );
+}
+
+/// Give `path` the extended attribute iocrun puts on the files it publishes.
+fn mark_as_written_by_iocrun(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+    // SAFETY: NUL-terminated strings and a 1-byte value
+    let rc = unsafe {
+        libc::setxattr(
+            c_path.as_ptr(),
+            c"user.iocrun".as_ptr(),
+            c"1".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
 }
 
 /// `iocrun check` makes the screens in memory and fails on a device file `generate` would only
