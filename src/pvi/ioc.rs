@@ -6,10 +6,12 @@
 //! The caller renders the Jinja parts (`yaml_path`, the `ui_macros` values) and decides where
 //! the files go; this only reads device files.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
+use super::device::Device;
 use super::{format_index, format_screens, format_template, resolve, IndexEntry, PviError};
 
 /// One entity's `pvi:` section, with its Jinja rendered and its device file located by the
@@ -54,6 +56,9 @@ pub fn generate(
     let mut templates: IndexMap<String, String> = IndexMap::new();
     let mut formatted: Vec<String> = Vec::new();
     let mut index = Vec::new();
+    let mut devices = resolve::Devices::default();
+    // resolved devices by file: repeated entities (a plugin per channel) share one
+    let mut resolved: HashMap<PathBuf, Device> = HashMap::new();
     for e in entities {
         let name = resolve::device_name(&e.device_file);
         let first = !formatted.contains(&name);
@@ -61,21 +66,24 @@ pub fn generate(
             continue;
         }
         formatted.push(name.clone());
-        let device = match resolve::load_resolved(&e.device_file, search) {
-            Ok(d) => d,
-            Err(err) if !e.pv => {
-                out.screen_errors.push(entity_error(e, err));
-                continue;
-            }
-            Err(err) => return Err(entity_error(e, err)),
+        let device = match resolved.entry(e.device_file.clone()) {
+            Entry::Occupied(d) => d.into_mut(),
+            Entry::Vacant(slot) => match devices.resolved(&e.device_file, search) {
+                Ok(d) => slot.insert(d),
+                Err(err) if !e.pv => {
+                    out.screen_errors.push(entity_error(e, err));
+                    continue;
+                }
+                Err(err) => return Err(entity_error(e, err)),
+            },
         };
         if e.pv {
             let text =
-                format_template(&device, &e.pv_prefix).map_err(|err| entity_error(e, err))?;
+                format_template(device, &e.pv_prefix).map_err(|err| entity_error(e, err))?;
             templates.insert(format!("{name}.pvi.template"), text);
         }
         if first {
-            match format_screens(&device, &name) {
+            match format_screens(device, &name) {
                 Ok(files) => screens.extend(files),
                 Err(err) => out.screen_errors.push(entity_error(e, err)),
             }
