@@ -78,8 +78,7 @@ pub fn generate(
             },
         };
         if e.pv {
-            let text =
-                format_template(device, &e.pv_prefix).map_err(|err| entity_error(e, err))?;
+            let text = format_template(device, &e.pv_prefix).map_err(|err| entity_error(e, err))?;
             templates.insert(format!("{name}.pvi.template"), text);
         }
         if first {
