@@ -256,6 +256,34 @@ impl Staged {
     }
 }
 
+impl Staged {
+    /// Write every file into `dir`, a folder this process just created and nobody else sees
+    /// yet: each file is created in place (the folder's swap is what makes them appear
+    /// together), with the mode a plain `File::create` gives under the process umask.
+    fn write_fresh(&self, dir: &Path) -> Result<(), FilesError> {
+        for (rel, contents) in &self.files {
+            let path = dir.join(rel);
+            if let Some(sub) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_dir_all(&dir.join(sub))?;
+            }
+            let wrap = |source| FilesError::Write {
+                path: path.clone(),
+                source,
+            };
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(wrap)?;
+            file.write_all(contents).map_err(wrap)?;
+            if !self.unsynced {
+                file.sync_data().map_err(wrap)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Replace the whole folder `dir` with a fresh one holding exactly `staged`, as ibek's
 /// `generate2` does with rmtree, but atomically: build a sibling, then swap by rename.
 pub fn replace_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
@@ -269,7 +297,7 @@ pub fn replace_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
         .prefix(".iocrun-new-")
         .tempdir_in(parent)
         .map_err(wrap)?;
-    staged.write_into(fresh.path())?;
+    staged.write_fresh(fresh.path())?;
     let fresh = fresh.keep();
     set_dir_mode(&fresh);
     let old = parent.join(format!(
