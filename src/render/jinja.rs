@@ -10,32 +10,118 @@
 //! * Jinja2's `int`/`float` filters (0 on junk), `string`, `join` and `format`;
 //! * `Utils.render`'s coercion of the result by `typ` or by the `| int }}` regex (§3.2).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use minijinja::machinery::{self, WhitespaceConfig};
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, FormatStyle, State, UndefinedBehavior};
 
-use super::objects::{value_error, EnvMap, Globals, PyTuple};
+use super::objects::{value_error, Entity, EnvMap, Globals, PyTuple};
 use super::pyvalue::{as_float_only, coerce, parse_py_float, py_repr, py_str};
 
-/// What a template is rendered against: a map, or an entity (`dict(entity)`) without
-/// copying its fields first.
+/// What a template is rendered against (ibek's `context` dict), shared rather than copied.
 pub trait Context {
-    /// Call `f` for every name and value, in order.
-    fn for_each(&self, f: &mut dyn FnMut(&str, &Value));
+    /// The context's variables as one render reads them.
+    fn base(&self) -> Base;
 }
 
-impl Context for IndexMap<String, Value> {
-    fn for_each(&self, f: &mut dyn FnMut(&str, &Value)) {
-        for (k, v) in self {
-            f(k, v);
+/// The variables of a render's context, shared with their owner.
+#[derive(Debug, Clone)]
+pub enum Base {
+    /// `dict(entity)`: the entity's fields, read as the template asks for them.
+    Entity(Arc<Entity>),
+    Map(Arc<IndexMap<String, Value>>),
+}
+
+impl Base {
+    fn get(&self, name: &str) -> Option<Value> {
+        match self {
+            Base::Entity(e) => e.get(name),
+            Base::Map(m) => m.get(name).cloned(),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        match self {
+            Base::Entity(e) => {
+                let mut names = Vec::new();
+                e.for_each_field(&mut |k, _| names.push(k.to_owned()));
+                names
+            }
+            Base::Map(m) => m.keys().cloned().collect(),
         }
     }
 }
+
+impl Context for Arc<Entity> {
+    fn base(&self) -> Base {
+        Base::Entity(self.clone())
+    }
+}
+
+impl Context for Arc<IndexMap<String, Value>> {
+    fn base(&self) -> Base {
+        Base::Map(self.clone())
+    }
+}
+
+impl Context for IndexMap<String, Value> {
+    fn base(&self) -> Base {
+        Base::Map(Arc::new(self.clone()))
+    }
+}
+
+/// The root of one render: ibek's `template.render(context, _global=…, ioc_yaml_file_name=…,
+/// ioc_name=…, **variables)`, looked up layer by layer instead of merged into a fresh map per
+/// render. Keyword arguments win over the context; among them the last given wins.
+#[derive(Debug)]
+struct Scope {
+    base: Base,
+    /// The `_global` variables as they were when the render started.
+    variables: Arc<IndexMap<String, Value>>,
+    global: Value,
+    file_name: Value,
+    ioc_name: Value,
+}
+
+impl Object for Scope {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        match name {
+            "ioc_name" => Some(self.ioc_name.clone()),
+            "ioc_yaml_file_name" => Some(self.file_name.clone()),
+            _ => match self.variables.get(name) {
+                Some(v) => Some(v.clone()),
+                None if name == "_global" => Some(self.global.clone()),
+                None => self.base.get(name),
+            },
+        }
+    }
+
+    /// Python dict order: the context's keys, then the new keyword arguments.
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut names = self.base.names();
+        let extra = ["_global".to_owned()]
+            .into_iter()
+            .chain(self.variables.keys().cloned())
+            .chain(["ioc_yaml_file_name".to_owned(), "ioc_name".to_owned()]);
+        for name in extra {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Enumerator::Values(names.into_iter().map(Value::from).collect())
+    }
+}
+
+/// Maps keyed by text looked up at every render: foldhash rather than SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The render types that coerce with `literal_eval` (ibek `Utils.typs`).
 const COERCE_TYPES: [&str; 5] = ["int", "float", "bool", "list", "dict"];
@@ -44,6 +130,7 @@ const COERCE_TYPES: [&str; 5] = ["int", "float", "bool", "list", "dict"];
 pub struct Engine {
     env: Environment<'static>,
     sources: Arc<Mutex<HashMap<String, String>>>,
+    /// Template text → its name in the environment; looked up at every render.
     names: Mutex<HashMap<String, String>>,
     /// `_global`: variables and counters shared by all renders.
     pub globals: Arc<Globals>,
@@ -51,6 +138,7 @@ pub struct Engine {
     pub ioc_name: Mutex<String>,
     /// The stem of the first instance file (`ioc_yaml_file_name`).
     pub file_name: String,
+    file_name_value: Value,
 }
 
 impl std::fmt::Debug for Engine {
@@ -97,6 +185,7 @@ impl Engine {
             globals: Arc::default(),
             ioc_name: Mutex::default(),
             file_name: file_name.to_owned(),
+            file_name_value: Value::from(file_name),
         }
     }
 
@@ -137,22 +226,15 @@ impl Engine {
         }
         let name = self.template_name(text);
         let tmpl = self.env.get_template(&name).map_err(|e| describe(&e))?;
-        // the context, then ibek's extra keyword arguments, which win (spec §3.1)
-        let mut pairs: Vec<(Value, Value)> = Vec::with_capacity(64);
-        ctx.for_each(&mut |k, v| pairs.push((Value::from(k), v.clone())));
-        pairs.push((
-            Value::from("_global"),
-            Value::from_dyn_object(self.globals.clone()),
-        ));
-        self.globals
-            .for_each(&mut |k, v| pairs.push((Value::from(k), v.clone())));
-        pairs.push((
-            Value::from("ioc_yaml_file_name"),
-            Value::from(self.file_name.as_str()),
-        ));
-        pairs.push((Value::from("ioc_name"), Value::from(self.ioc_name())));
+        let scope = Scope {
+            base: ctx.base(),
+            variables: self.globals.snapshot(),
+            global: Value::from_dyn_object(self.globals.clone()),
+            file_name: self.file_name_value.clone(),
+            ioc_name: Value::from(self.ioc_name()),
+        };
         let out = tmpl
-            .render(Value::from_iter(pairs))
+            .render(Value::from_object(scope))
             .map_err(|e| describe(&e))?;
         self.finish(out, text, typ)
     }
