@@ -92,7 +92,17 @@ impl Object for Scope {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let name = key.as_str()?;
+        Scope::lookup(self, key.as_str()?)
+    }
+
+    /// Python dict order: the context's keys, then the new keyword arguments.
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.names()
+    }
+}
+
+impl Scope {
+    fn lookup(&self, name: &str) -> Option<Value> {
         match name {
             "ioc_name" => Some(self.ioc_name.clone()),
             "ioc_yaml_file_name" => Some(self.file_name.clone()),
@@ -104,8 +114,7 @@ impl Object for Scope {
         }
     }
 
-    /// Python dict order: the context's keys, then the new keyword arguments.
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
+    fn names(&self) -> Enumerator {
         let mut names = self.base.names();
         let extra = ["_global".to_owned()]
             .into_iter()
@@ -224,8 +233,6 @@ impl Engine {
             }
             return self.finish(out, text, typ);
         }
-        let name = self.template_name(text);
-        let tmpl = self.env.get_template(&name).map_err(|e| describe(&e))?;
         let scope = Scope {
             base: ctx.base(),
             variables: self.globals.snapshot(),
@@ -233,6 +240,14 @@ impl Engine {
             file_name: self.file_name_value.clone(),
             ioc_name: Value::from(self.ioc_name()),
         };
+        // `{{ name }}` (every db arg without a value, most parameter values): the variable's
+        // printed form, without running a template; a missing name takes the engine's path for
+        // its error message
+        if let Some(v) = lone_variable(text).and_then(|n| Scope::lookup(&scope, n)) {
+            return self.finish(py_str(&v), text, typ);
+        }
+        let name = self.template_name(text);
+        let tmpl = self.env.get_template(&name).map_err(|e| describe(&e))?;
         let out = tmpl
             .render(Value::from_object(scope))
             .map_err(|e| describe(&e))?;
@@ -299,6 +314,18 @@ fn describe(e: &Error) -> String {
         src = s.source();
     }
     msg
+}
+
+/// The variable name when `text` is nothing but `{{ name }}` (a Jinja literal is not a name).
+fn lone_variable(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
+    let name = inner.trim_matches(' ');
+    let mut bytes = name.bytes();
+    let first = bytes.next()?;
+    let is_name = (first.is_ascii_alphabetic() || first == b'_')
+        && bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !matches!(name, "true" | "false" | "none" | "True" | "False" | "None");
+    is_name.then_some(name)
 }
 
 /// The first match of ibek's `\| *([a-z]*) *}}` in the template text (spec §3.2).
@@ -767,6 +794,20 @@ mod tests {
         assert_eq!(r("{{ 'abc' | int }}"), "0");
         assert_eq!(r("{{ '3.7' | int }}"), "3");
         assert_eq!(r("{{ [1, 2.5] | join(',') }}"), "1,2.5");
+    }
+
+    #[test]
+    fn a_lone_variable_prints_as_the_engine_would() {
+        assert_eq!(lone_variable("{{ x }}"), Some("x"));
+        assert_eq!(lone_variable("{{x}}"), Some("x"));
+        assert_eq!(lone_variable("{{ none }}"), None);
+        assert_eq!(lone_variable("{{ x.y }}"), None);
+        assert_eq!(lone_variable("a {{ x }}"), None);
+        assert_eq!(r("{{ f }}"), r("{{ f ~ '' }}"));
+        assert_eq!(r("{{x}}"), "5");
+        assert_eq!(r("{{ ioc_yaml_file_name }}"), "ioc");
+        assert_eq!(r("{{ none }}"), "None");
+        assert!(r("{{ nope }}").contains("'nope' is undefined"));
     }
 
     #[test]
