@@ -89,10 +89,6 @@ prepare() {
   fi
 }
 
-peak_rss_kb() { # peak RSS in kB of one run of "$@"
-  /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}'
-}
-
 times_ms() { # hyperfine JSON -> "cpu_ms median_wall_ms" (cpu = mean user + system)
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.2f %.2f" % ((r["user"]+r["system"])*1000, r["median"]*1000))' "$1"
 }
@@ -105,17 +101,16 @@ for name in "${names[@]}"; do
   ibek_cmd="$IBEK runtime generate2 $CFG ${DEFS[*]} -o $ROOT/runtime"
   export EPICS_ROOT=$ROOT
   for kv in "${ENVS[@]}"; do export "${kv?}"; done
+  # the first run of each tool checks that it renders, measures its peak RSS and warms caches
   # shellcheck disable=SC2086
-  if ! $ibek_cmd >/dev/null 2>"$work/err"; then
+  if ! rss_ibek=$(/usr/bin/time -o "$work/rss" -f %M $ibek_cmd 2>"$work/err" >/dev/null && cat "$work/rss"); then
     printf '%-30s skipped: ibek fails (%s)\n' "$name" "$(grep -v '^\s*$' "$work/err" | tail -n1 | cut -c1-70)"
   # shellcheck disable=SC2086
-  elif ! $ioc_cmd >/dev/null 2>"$work/err"; then
+  elif ! rss_ioc=$(/usr/bin/time -o "$work/rss" -f %M $ioc_cmd 2>"$work/err" >/dev/null && cat "$work/rss"); then
     printf '%-30s iocrun FAILED: %s\n' "$name" "$(tail -n1 "$work/err" | cut -c1-80)"; worst_ratio=0
   else
     hyperfine -N --style none --warmup 3 --runs "$RUNS" --export-json "$work/ioc.json" "$ioc_cmd" >/dev/null 2>&1
-    hyperfine -N --style none --warmup 1 --runs "$IBEK_RUNS" --export-json "$work/ibek.json" "$ibek_cmd" >/dev/null 2>&1
-    # shellcheck disable=SC2086
-    rss_ioc=$(peak_rss_kb $ioc_cmd); rss_ibek=$(peak_rss_kb $ibek_cmd)
+    hyperfine -N --style none --runs "$IBEK_RUNS" --export-json "$work/ibek.json" "$ibek_cmd" >/dev/null 2>&1
     read -r c_ioc w_ioc < <(times_ms "$work/ioc.json"); read -r c_ibek w_ibek < <(times_ms "$work/ibek.json")
     ratio=$(awk -v a="$c_ioc" -v b="$c_ibek" 'BEGIN { printf "%.0f", b / a }')
     printf '%-30s %9.1f %9.0f %6sx %9.1f %9.1f %9.1f %9.0f\n' "$name" "$c_ioc" "$c_ibek" "$ratio" \
