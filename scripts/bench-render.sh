@@ -11,7 +11,8 @@
 #
 # usage: scripts/bench-render.sh [INSTANCE...]     (INSTANCE: a case name or "quadem-generated")
 # env: BENCH_RUNS (iocrun runs, default 20), BENCH_IBEK_RUNS (default 3), BENCH_PROFILE (cargo
-#      profile of the binary, default release), BENCH_QUADEM_PAIRS (default 4).
+#      profile of the binary, default release), BENCH_QUADEM_PAIRS (default 4), BENCH_TMPDIR
+#      (where outputs go, default /dev/shm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -29,6 +30,10 @@ if [ -n "${BENCH_PROFILE:-}" ] && [ -z "${IOCRUN_BIN:-}" ]; then
   cargo build -q --profile "$BENCH_PROFILE"
   IOCRUN_BIN=target/$BENCH_PROFILE/iocrun
 fi
+# outputs go to tmpfs by default: both tools write the same files there, and the disk's journal
+# (shared with whatever else the machine runs) stays out of the comparison
+if [ -z "${BENCH_TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then BENCH_TMPDIR=/dev/shm; fi
+export TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 IOCRUN=$REPO/$IOCRUN_BIN
@@ -123,7 +128,7 @@ for name in "${names[@]}"; do
 done
 echo "($n instances; ms: mean CPU time user+sys of $RUNS iocrun and $IBEK_RUNS ibek runs; wall: median ms;"
 echo " MB: peak RSS of one run; binary $(basename "$(dirname "$IOCRUN")") $(( $(stat -c %s "$IOCRUN") / 1024 )) kB;"
-echo " $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo " outputs in $TMPDIR ($(stat -f -c %T "$TMPDIR")); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 awk -v r="${worst_ratio:-0}" -v m="$worst_rss" 'BEGIN {
   printf "lowest ratio %sx (target >= 100x): %s; highest iocrun peak RSS %.1f MB (target < 10 MB): %s\n",
     r, (r >= 100 ? "met" : "NOT met"), m / 1024, (m < 10240 ? "met" : "NOT met") }'
