@@ -1,93 +1,134 @@
 #!/usr/bin/env bash
-# Benchmark `iocrun generate` (release build) against the reference `ibek runtime generate2`
-# on the same instances: median wall time and mean CPU time (hyperfine) and peak RSS
-# (/usr/bin/time -v) of each, side by side, with the ratios. Target (issue 2): iocrun >= 100x faster and < 10 MB peak RSS
-# on a typical instance.
+# Benchmark `iocrun generate` against the reference `ibek runtime generate2`, screens on, pairwise
+# per instance in one run: CPU time (user+sys, mean of hyperfine runs; a loaded machine disturbs it
+# less than wall time), median wall time, and peak RSS (/usr/bin/time -v) of each, with the ratio.
+# Target (issue 10): iocrun >= 100x faster (CPU) and < 10 MB peak RSS on every instance.
 #
-# usage: scripts/bench-render.sh [CASE...]
-#   CASE is a conformance case (../shared/conformance/ibek/cases/NAME) or a render fixture
-#   (tests/fixtures/render/NAME). Default: a few of each, small to large.
-# env: BENCH_RUNS (hyperfine runs per command, default 10), BENCH_PVI ("on off" by default).
+# Instances: every case of ../shared/conformance/ibek/cases that ibek renders (the error cases are
+# listed as skipped), plus a generated large quadEM instance built at run time from the
+# ../shared/conformance/ibek-support models (BENCH_QUADEM_PAIRS TetrAMM + Plugins pairs, 4 by
+# default = 8 entities), whose screens use the device files of ../shared/conformance.
+#
+# usage: scripts/bench-render.sh [INSTANCE...]     (INSTANCE: a case name or "quadem-generated")
+# env: BENCH_RUNS (iocrun runs, default 20), BENCH_IBEK_RUNS (default 3), BENCH_PROFILE (cargo
+#      profile of the binary, default release), BENCH_QUADEM_PAIRS (default 4), BENCH_TMPDIR
+#      (where outputs go, default /dev/shm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 SHARED=${IOCRUN_SHARED:-$REPO/../shared}
 CASES=$SHARED/conformance/ibek/cases
-FIXTURES=$REPO/tests/fixtures/render
 # shellcheck disable=SC1091
 source "${IOCRUN_TOOLS:-$HOME/.cache/iocrun/tools}/env.sh"
 IBEK=${IOCRUN_IBEK:?run scripts/install-test-deps.sh first}
-RUNS=${BENCH_RUNS:-10}
-PVI_MODES=${BENCH_PVI:-on off}
+RUNS=${BENCH_RUNS:-20}
+IBEK_RUNS=${BENCH_IBEK_RUNS:-3}
+PAIRS=${BENCH_QUADEM_PAIRS:-4}
 command -v hyperfine >/dev/null || { echo "hyperfine missing: run scripts/install-test-deps.sh" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing: run scripts/install-test-deps.sh" >&2; exit 1; }
-
-cargo build --release --quiet
-IOCRUN=$REPO/target/release/iocrun
+if [ -n "${BENCH_PROFILE:-}" ] && [ -z "${IOCRUN_BIN:-}" ]; then
+  cargo build -q --profile "$BENCH_PROFILE"
+  IOCRUN_BIN=target/$BENCH_PROFILE/iocrun
+fi
+# outputs go to tmpfs by default: both tools write the same files there, and the disk's journal
+# (shared with whatever else the machine runs) stays out of the comparison
+if [ -z "${BENCH_TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then BENCH_TMPDIR=/dev/shm; fi
+export TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+IOCRUN=$REPO/$IOCRUN_BIN
+[ -x "$IOCRUN" ] || IOCRUN=$IOCRUN_BIN
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(ibek-utils es-bl01t-mo-sim-01 syn-lakeshore340 p47-sr03c-va-ioc-01-derived adsim-bl01t-ea-ioc-02 lab-quirks terminalserver-repeat)
+if [ ${#names[@]} -eq 0 ]; then
+  for c in "$CASES"/*/; do names+=("$(basename "$c")"); done
+  names+=(quadem-generated)
+fi
 
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+# The generated instance: PAIRS TetrAMM + Plugins pairs of the ibek-support quadEM models.
+make_quadem() {
+  local dir=$1 i
+  mkdir -p "$dir/config" "$dir/pvi-defs"
+  {
+    echo "ioc_name: \"{{ _global.get_env('IOC_NAME') }}\""
+    echo "description: generated quadEM instance for scripts/bench-render.sh"
+    echo "entities:"
+    for i in $(seq 1 "$PAIRS"); do
+      cat <<EOF
+  - type: quadEM.TetrAMM
+    PORT: XBPM$i.DRV
+    P: BL03I-EA-XBPM-0$i
+    R: ":DRV:"
+    QSIZE: 20
+    IP: 172.23.103.$((80 + i)):10001
+  - type: quadEM.Plugins
+    NDARRAY_PORT: XBPM$i.DRV
+    PORTPREFIX: XBPM$i
+    STAT_NCHAN: 1000
+    STAT_XSIZE: 10000
+EOF
+    done
+  } > "$dir/config/ioc.yaml"
+  ln -sf "$SHARED"/conformance/pvi/defs/*.pvi.device.yaml "$dir/pvi-defs/"
+  ln -sf "$CASES"/ibek-quadem/input/pvi-defs/*.pvi.device.yaml "$dir/pvi-defs/"
+}
 
-# Prepare one case: sets CFG (config dir), DEFS (array of --definitions args), ENVS, ROOT.
+# Prepare one instance: sets CFG (config dir), DEFS (--definitions args), ENVS, ROOT.
 prepare() {
-  local name=$1 line path
-  ROOT=$WORK/$name/epics; rm -rf "$WORK/$name"; mkdir -p "$ROOT/runtime" "$ROOT/opi" "$ROOT/pvi-defs"
+  local name=$1 line
+  ROOT=$work/$name/epics; rm -rf "${work:?}/$name"; mkdir -p "$ROOT/runtime" "$ROOT/opi"
   DEFS=(); ENVS=()
-  if [ -d "$CASES/$name" ]; then
+  if [ "$name" = quadem-generated ]; then
+    make_quadem "$work/$name/gen"
+    CFG=$work/$name/gen/config
+    ln -s "$work/$name/gen/pvi-defs" "$ROOT/pvi-defs"
+    for f in quadem ADCore; do DEFS+=(--definitions "$SHARED/conformance/ibek-support/$f.ibek.support.yaml"); done
+    ENVS=(IOC=/epics/ioc RUNTIME_DIR=/epics/runtime IOC_NAME=bl03i-ea-xbpm-01)
+  elif [ -d "$CASES/$name" ]; then
     CFG=$CASES/$name/input/config
     while read -r line; do [ -n "$line" ] && DEFS+=(--definitions "$CASES/$name/input/$line"); done < "$CASES/$name/defs.txt"
-    [ -d "$CASES/$name/input/pvi-defs" ] && ln -s "$CASES/$name/input/pvi-defs"/* "$ROOT/pvi-defs/"
+    if [ -d "$CASES/$name/input/pvi-defs" ]; then ln -s "$CASES/$name/input/pvi-defs" "$ROOT/pvi-defs"; else mkdir -p "$ROOT/pvi-defs"; fi
     mapfile -t ENVS < <(grep -v '^$' "$CASES/$name/env.txt")
-  elif [ -d "$FIXTURES/$name" ]; then
-    local dir=$FIXTURES/$name
-    CFG=$dir/config
-    resolve() { case "$1" in shared:*) echo "$SHARED/conformance/${1#shared:}";; samples:*) echo "$IOCRUN_IBEK_SAMPLES/${1#samples:}";; repo:*) echo "$REPO/${1#repo:}";; *) echo "$dir/$1";; esac; }
-    while read -r line; do [ -n "$line" ] && DEFS+=(--definitions "$(resolve "$line")"); done < "$dir/defs.txt"
-    if [ -f "$dir/pvi.txt" ]; then
-      while read -r line; do
-        [ -n "$line" ] || continue; path=$(resolve "$line")
-        if [ -d "$path" ]; then ln -sf "$path"/* "$ROOT/pvi-defs/"; else ln -sf "$path" "$ROOT/pvi-defs/"; fi
-      done < "$dir/pvi.txt"
-    fi
-    mapfile -t ENVS < <(grep -v '^$' "$dir/env.txt")
   else
-    echo "unknown case $name" >&2; return 1
+    echo "unknown instance $name" >&2; return 1
   fi
 }
 
-# peak RSS in kB of one run of "$@"
-peak_rss() {
-  /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}'
+times_ms() { # hyperfine JSON -> "cpu_ms median_wall_ms" (cpu = mean user + system)
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.2f %.2f" % ((r["user"]+r["system"])*1000, r["median"]*1000))' "$1"
 }
 
-median_ms() { # hyperfine JSON -> "median_wall_ms cpu_ms" (cpu = mean user + system)
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.2f %.2f" % (r["median"]*1000, (r["user"]+r["system"])*1000))' "$1"
-}
-
-printf '%-28s %-3s %10s %10s %8s %9s %9s %8s %9s %8s %6s\n' instance pvi "iocrun ms" "ibek ms" "wall x" "iocrun cpu" "ibek cpu" "cpu x" "iocrun MB" "ibek MB" "mem x"
+printf '%-30s %9s %9s %7s %9s %9s %9s %9s\n' instance "iocrun ms" "ibek ms" ratio "iocrun MB" "ibek MB" "ioc wall" "ibek wall"
+worst_ratio=""; worst_rss=0; n=0
 for name in "${names[@]}"; do
   prepare "$name"
-  for pvi in $PVI_MODES; do
-    flag=""; [ "$pvi" = off ] && flag="--no-pvi"
-    ioc_cmd="$IOCRUN generate $CFG ${DEFS[*]} -o $ROOT/runtime --opi $ROOT/opi $flag"
-    ibek_cmd="$IBEK runtime generate2 $CFG ${DEFS[*]} -o $ROOT/runtime $flag"
-    if ! env EPICS_ROOT="$ROOT" "${ENVS[@]}" bash -c "$ioc_cmd" >/dev/null 2>"$WORK/err"; then
-      printf '%-30s %-4s iocrun failed: %s\n' "$name" "$pvi" "$(tail -n1 "$WORK/err" | cut -c1-80)"; continue
-    fi
-    export EPICS_ROOT=$ROOT
-    for kv in "${ENVS[@]}"; do export "$kv"; done
-    hyperfine -N --style none --warmup 2 --runs "$RUNS" --export-json "$WORK/ioc.json" "$ioc_cmd" >/dev/null 2>&1
-    hyperfine -N --style none --warmup 1 --runs "$(( RUNS < 5 ? RUNS : 5 ))" --export-json "$WORK/ibek.json" "$ibek_cmd" >/dev/null 2>&1
-    # shellcheck disable=SC2086
-    rss_ioc=$(peak_rss $ioc_cmd); rss_ibek=$(peak_rss $ibek_cmd)
-    read -r t_ioc c_ioc < <(median_ms "$WORK/ioc.json"); read -r t_ibek c_ibek < <(median_ms "$WORK/ibek.json")
-    awk -v n="$name" -v p="$pvi" -v a="$t_ioc" -v b="$t_ibek" -v ca="$c_ioc" -v cb="$c_ibek" -v ra="$rss_ioc" -v rb="$rss_ibek" 'BEGIN {
-      printf "%-28s %-3s %10.2f %10.2f %7.0fx %9.2f %9.1f %7.0fx %9.1f %8.1f %5.1fx\n", n, p, a, b, b/a, ca, cb, cb/ca, ra/1024, rb/1024, rb/ra }'
-    for kv in "${ENVS[@]}"; do unset "${kv%%=*}"; done
-  done
+  ioc_cmd="$IOCRUN generate $CFG ${DEFS[*]} -o $ROOT/runtime --opi $ROOT/opi"
+  ibek_cmd="$IBEK runtime generate2 $CFG ${DEFS[*]} -o $ROOT/runtime"
+  export EPICS_ROOT=$ROOT
+  for kv in "${ENVS[@]}"; do export "${kv?}"; done
+  # the first run of each tool checks that it renders, measures its peak RSS and warms caches
+  # shellcheck disable=SC2086
+  if ! rss_ibek=$(/usr/bin/time -o "$work/rss" -f %M $ibek_cmd 2>"$work/err" >/dev/null && cat "$work/rss"); then
+    printf '%-30s skipped: ibek fails (%s)\n' "$name" "$(grep -v '^\s*$' "$work/err" | tail -n1 | cut -c1-70)"
+  # shellcheck disable=SC2086
+  elif ! rss_ioc=$(/usr/bin/time -o "$work/rss" -f %M $ioc_cmd 2>"$work/err" >/dev/null && cat "$work/rss"); then
+    printf '%-30s iocrun FAILED: %s\n' "$name" "$(tail -n1 "$work/err" | cut -c1-80)"; worst_ratio=0
+  else
+    hyperfine -N --style none --warmup 3 --runs "$RUNS" --export-json "$work/ioc.json" "$ioc_cmd" >/dev/null 2>&1
+    hyperfine -N --style none --runs "$IBEK_RUNS" --export-json "$work/ibek.json" "$ibek_cmd" >/dev/null 2>&1
+    read -r c_ioc w_ioc < <(times_ms "$work/ioc.json"); read -r c_ibek w_ibek < <(times_ms "$work/ibek.json")
+    ratio=$(awk -v a="$c_ioc" -v b="$c_ibek" 'BEGIN { printf "%.0f", b / a }')
+    printf '%-30s %9.1f %9.0f %6sx %9.1f %9.1f %9.1f %9.0f\n' "$name" "$c_ioc" "$c_ibek" "$ratio" \
+      "$(awk -v k="$rss_ioc" 'BEGIN { print k / 1024 }')" "$(awk -v k="$rss_ibek" 'BEGIN { print k / 1024 }')" "$w_ioc" "$w_ibek"
+    n=$((n + 1))
+    if [ -z "$worst_ratio" ] || [ "$ratio" -lt "$worst_ratio" ]; then worst_ratio=$ratio; fi
+    [ "$rss_ioc" -gt "$worst_rss" ] && worst_rss=$rss_ioc
+  fi
+  for kv in "${ENVS[@]}"; do unset "${kv%%=*}"; done
 done
-echo "(ms: median wall time of $RUNS iocrun runs and up to 5 ibek runs; cpu: mean user+system ms,"
-echo " which a loaded machine disturbs less; MB: peak RSS of one run; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "($n instances; ms: mean CPU time user+sys of $RUNS iocrun and $IBEK_RUNS ibek runs; wall: median ms;"
+echo " MB: peak RSS of one run; binary $(basename "$(dirname "$IOCRUN")") $(( $(stat -c %s "$IOCRUN") / 1024 )) kB;"
+echo " outputs in $TMPDIR ($(stat -f -c %T "$TMPDIR")); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+awk -v r="${worst_ratio:-0}" -v m="$worst_rss" 'BEGIN {
+  printf "lowest ratio %sx (target >= 100x): %s; highest iocrun peak RSS %.1f MB (target < 10 MB): %s\n",
+    r, (r >= 100 ? "met" : "NOT met"), m / 1024, (m < 10240 ? "met" : "NOT met") }'

@@ -73,9 +73,9 @@ pub fn generate(args: &GenerateArgs, paths: &Paths) -> Result<Generated, Error> 
     };
     let mut templates = Vec::new();
     if inputs.pvi {
-        let made = make_pvi(&inputs, &out)?;
+        let mut made = make_pvi(&inputs, &out)?;
         let opi = args.opi.clone().unwrap_or_else(|| paths.opi_dir());
-        generated.pvi_failed = publish_screens(&opi, &made);
+        generated.pvi_failed = publish_screens(&opi, &mut made);
         templates = made.templates;
     }
     write(&output, &out, &templates, generated.pvi_failed.as_deref())?;
@@ -103,8 +103,9 @@ pub fn make_pvi(inputs: &Inputs, out: &Outputs) -> Result<pvi::IocPvi, Error> {
 }
 
 /// Publish the screens into the OPI folder ([`files::publish_dir`]: a Phoebus client never
-/// reads half a file; screens an earlier generate wrote and this one did not are removed). Returns why screens are missing, after logging it as a warning.
-fn publish_screens(opi: &Path, made: &pvi::IocPvi) -> Option<String> {
+/// reads half a file; screens an earlier generate wrote and this one did not are removed).
+/// Returns why screens are missing, after logging it as a warning.
+fn publish_screens(opi: &Path, made: &mut pvi::IocPvi) -> Option<String> {
     let mut problems: Vec<String> = made
         .screen_errors
         .iter()
@@ -112,18 +113,16 @@ fn publish_screens(opi: &Path, made: &pvi::IocPvi) -> Option<String> {
         .collect();
     // screens are remade at every start: atomic renames, but no per-file sync
     let mut staged = Staged::unsynced();
-    for (name, text) in &made.screens {
-        staged.add(name, text.as_bytes());
+    let count = made.screens.len();
+    // moved, not copied: the screens are most of the memory a generate uses
+    for (name, text) in std::mem::take(&mut made.screens) {
+        staged.add(name, text);
     }
     if let Err(e) = files::publish_dir(opi, &staged) {
         problems.push(crate::error::chain(&e));
     }
     if problems.is_empty() {
-        tracing::info!(
-            "pvi: published {} screens to {}",
-            made.screens.len(),
-            opi.display()
-        );
+        tracing::info!("pvi: published {} screens to {}", count, opi.display());
         return None;
     }
     for p in &problems {

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use super::{yaml, ConfigError, Definitions};
 
-/// The embedded support files: (file name, text).
-const EMBEDDED: &[(&str, &str)] = &[(
+/// The embedded support files: (file name, the module it declares, text). The module is
+/// written here so a run whose image provides it never parses the file.
+const EMBEDDED: &[(&str, &str, &str)] = &[(
     "epics.ibek.support.yaml",
+    "epics",
     include_str!("../../support-yaml/epics.ibek.support.yaml"),
 )];
 
@@ -23,7 +25,7 @@ const EMBEDDED_DIR: &str = "<iocrun>";
 pub fn embedded_support() -> impl Iterator<Item = (PathBuf, &'static str)> {
     EMBEDDED
         .iter()
-        .map(|(name, text)| (Path::new(EMBEDDED_DIR).join(name), *text))
+        .map(|(name, _, text)| (Path::new(EMBEDDED_DIR).join(name), *text))
 }
 
 impl Definitions {
@@ -31,18 +33,14 @@ impl Definitions {
     /// added (empty when the image provides them all).
     pub fn add_embedded_fallbacks(&mut self) -> Result<Vec<String>, ConfigError> {
         let mut added = Vec::new();
-        for (path, text) in embedded_support() {
-            let value = yaml::parse(&path, text)?;
-            let module = value
-                .get("module")
-                .and_then(|m| m.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            if self.models.values().any(|m| m.module == module) {
+        for (name, module, text) in EMBEDDED {
+            if self.models.values().any(|m| m.module == *module) {
                 continue;
             }
+            let path = Path::new(EMBEDDED_DIR).join(name);
+            let value = yaml::parse(&path, text)?;
             self.add_value(&path, text, value)?;
-            added.push(module);
+            added.push((*module).to_owned());
         }
         Ok(added)
     }
@@ -79,6 +77,14 @@ mod tests {
             "epics.dbpf",
         ] {
             assert!(defs.get(name).is_some(), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn embedded_files_declare_the_module_listed_with_them() {
+        for (name, module, text) in EMBEDDED {
+            let value = yaml::parse(Path::new(name), text).expect("embedded support parses");
+            assert_eq!(value.get("module").and_then(|m| m.as_str()), Some(*module));
         }
     }
 

@@ -282,6 +282,14 @@ fn resolve_plain(s: &str) -> Value {
         "false" | "False" | "FALSE" => return Value::Bool(false),
         _ => {}
     }
+    // numbers and dates start with a digit, a sign or a dot: most scalars are words
+    if !s
+        .as_bytes()
+        .first()
+        .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.'))
+    {
+        return Value::String(s.to_owned());
+    }
     if let Some(i) = plain_int(s) {
         return Value::Number(i.into());
     }

@@ -1,7 +1,8 @@
-//! Phoebus `.bob` output (spec pvi.md §2.6–2.8): each laid-out widget is a copy of its snippet
-//! from the embedded DLS template with the text of the first descendant of each patched tag
-//! replaced and extras appended, exactly as pvi's `BobTemplate.set` does; `xml` prints it the way
-//! lxml does.
+//! Phoebus `.bob` output (spec pvi.md §2.6–2.8): each laid-out widget is its snippet of the
+//! embedded DLS template with the text of the first descendant of each patched tag replaced and
+//! extras appended, exactly as pvi's `BobTemplate.set` does, printed the way lxml does. The
+//! template is parsed once per process into `xml::Snippet`s, and a widget is written straight
+//! from its snippet with the replaced texts: no tree is copied per widget.
 //!
 //! One deliberate fix (docs/compat.md): the write-button's widget-level `<pv_name>` gets the
 //! real PV instead of pvi 0.14.4's literal `SignalX`.
@@ -11,15 +12,16 @@ use std::sync::OnceLock;
 
 use super::device::{ReadWidget, TextFormat, WriteWidget};
 use super::widget::{Bounds, PvWidget, Screen, Widget};
-use super::xml::{self, Element};
+use super::xml::{self, Element, Insert, Snippet};
 use super::PviError;
 
 /// pvi 0.14.4's `dls.bob` (used widgets only), whitespace preserved.
 const DLS_BOB: &str = include_str!("dls.bob");
 
+/// The DLS template, parsed and prepared once per process.
 struct Templates {
-    display: Element,
-    widgets: HashMap<String, Element>,
+    display: Snippet,
+    widgets: HashMap<String, Snippet>,
 }
 
 fn templates() -> &'static Templates {
@@ -33,94 +35,173 @@ fn templates() -> &'static Templates {
                     .find("name")
                     .and_then(|n| n.text.clone())
                     .unwrap_or_default();
-                widgets.insert(name, w);
+                widgets.insert(name, Snippet::new(&w));
             } else {
                 display.children.push(w);
             }
         }
-        Templates { display, widgets }
+        Templates {
+            display: Snippet::new(&display),
+            widgets,
+        }
     })
 }
 
-fn template(name: &str) -> Result<Element, PviError> {
+fn template(name: &str) -> Result<&'static Snippet, PviError> {
     templates()
         .widgets
         .get(name)
-        .cloned()
         .ok_or_else(|| PviError::Layout(format!("no bob template for widget '{name}'")))
 }
 
-/// Replace the text of the first `tag` in document order; an empty value leaves the template's.
-fn set(el: &mut Element, tag: &str, value: &str) {
-    if value.is_empty() {
-        return;
-    }
-    if let Some(e) = el.find_mut(tag) {
-        e.text = Some(value.to_owned());
-    }
+/// The texts to replace in one widget: pvi's `BobTemplate.set` replaces the text of the first
+/// element of a tag in document order, and an empty value leaves the template's.
+struct Texts<'s> {
+    snippet: &'s Snippet,
+    set: Vec<(usize, String)>,
 }
 
-fn set_bounds(el: &mut Element, b: &Bounds, height: bool) {
-    set(el, "x", &b.x.to_string());
-    set(el, "y", &b.y.to_string());
-    set(el, "width", &b.w.to_string());
-    if height {
-        set(el, "height", &b.h.to_string());
+impl<'s> Texts<'s> {
+    fn new(snippet: &'s Snippet) -> Texts<'s> {
+        Texts {
+            snippet,
+            set: Vec::with_capacity(8),
+        }
+    }
+
+    fn set(&mut self, tag: &str, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        if let Some(n) = self.snippet.first(tag) {
+            self.set.push((n, value.to_owned()));
+        }
+    }
+
+    fn bounds(&mut self, b: &Bounds, height: bool) {
+        self.set("x", &b.x.to_string());
+        self.set("y", &b.y.to_string());
+        self.set("width", &b.w.to_string());
+        if height {
+            self.set("height", &b.h.to_string());
+        }
+    }
+
+    /// Write the widget as a child of an element at `depth`, with `insert`'s children.
+    fn write(
+        &self,
+        out: &mut String,
+        depth: Option<usize>,
+        insert: Option<Insert<'_, PviError>>,
+    ) -> Result<(), PviError> {
+        let texts: Vec<(usize, &str)> = self.set.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        self.snippet.write_child(out, depth, &texts, insert)
+    }
+
+    /// Write as the document's root element.
+    fn write_root(
+        &self,
+        out: &mut String,
+        insert: Option<Insert<'_, PviError>>,
+    ) -> Result<(), PviError> {
+        let texts: Vec<(usize, &str)> = self.set.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        self.snippet.write_root(out, &texts, insert)
+    }
+
+    /// Write the widget with extra elements appended to it.
+    fn write_with(
+        &self,
+        out: &mut String,
+        depth: Option<usize>,
+        extras: &[Element],
+    ) -> Result<(), PviError> {
+        if extras.is_empty() {
+            return self.write(out, depth, None);
+        }
+        let mut add = |out: &mut String, d: Option<usize>| {
+            for e in extras {
+                e.write_child(out, d);
+            }
+            Ok(())
+        };
+        let insert = Insert {
+            at: 0,
+            after: self.snippet.child_count(0),
+            write: &mut add,
+        };
+        self.write(out, depth, Some(insert))
     }
 }
 
 /// Serialize one screen as pvi's `write_bob`.
 pub fn format_screen(screen: &Screen) -> Result<String, PviError> {
-    let mut display = templates().display.clone();
-    set_bounds(&mut display, &screen.bounds, true);
-    let mut items = Vec::new();
-    if screen.has_title {
-        let mut title = template("Title")?;
-        let b = Bounds {
-            x: 0,
-            y: 0,
-            w: screen.bounds.w,
-            h: 25,
-        };
-        set_bounds(&mut title, &b, true);
-        set(&mut title, "text", &screen.title);
-        items.push(title);
+    let t = templates();
+    let mut display = Texts::new(&t.display);
+    display.bounds(&screen.bounds, true);
+    // the display's own <name> is set directly, so an empty title prints <name></name>
+    if let Some(n) = t.display.first("name") {
+        display.set.push((n, screen.title.clone()));
     }
     let (px, py) = screen.padding();
-    for child in &screen.children {
-        let mut child = child.clone();
-        let b = child.bounds_mut();
-        b.x += px;
-        b.y += py;
-        items.push(format_widget(&child)?);
-    }
-    let at = display
-        .children
-        .iter()
-        .position(|c| c.tag == "grid_step_y")
-        .map_or(display.children.len(), |i| i + 1);
-    display.children.splice(at..at, items);
-    // the display's own <name> is set directly, so an empty title prints <name></name>
-    if let Some(name) = display.find_mut("name") {
-        name.text = Some(screen.title.clone());
-    }
-    Ok(display.to_pretty_string())
+    let mut items = |out: &mut String, depth: Option<usize>| -> Result<(), PviError> {
+        if screen.has_title {
+            let mut title = Texts::new(template("Title")?);
+            let b = Bounds {
+                x: 0,
+                y: 0,
+                w: screen.bounds.w,
+                h: 25,
+            };
+            title.bounds(&b, true);
+            title.set("text", &screen.title);
+            title.write(out, depth, None)?;
+        }
+        for child in &screen.children {
+            format_widget(child, (px, py), out, depth)?;
+        }
+        Ok(())
+    };
+    // the widgets go after <grid_step_y>, as pvi inserts them
+    let after = t
+        .display
+        .child_position(0, "grid_step_y")
+        .map_or(t.display.child_count(0), |i| i + 1);
+    let mut out = String::with_capacity(64 * 1024);
+    let insert = Insert {
+        at: 0,
+        after,
+        write: &mut items,
+    };
+    display.write_root(&mut out, Some(insert))?;
+    out.push('\n');
+    Ok(out)
 }
 
-fn format_widget(w: &Widget) -> Result<Element, PviError> {
+/// Write one laid-out widget, moved by `offset`, as a child of an element at `depth`.
+fn format_widget(
+    w: &Widget,
+    offset: (i64, i64),
+    out: &mut String,
+    depth: Option<usize>,
+) -> Result<(), PviError> {
+    let moved = |b: &Bounds| Bounds {
+        x: b.x + offset.0,
+        y: b.y + offset.1,
+        ..*b
+    };
     match w {
         Widget::Label { b, text, tooltip } => {
-            let mut el = template("Label")?;
-            set_bounds(&mut el, b, true);
-            set(&mut el, "text", text);
-            set(&mut el, "tooltip", tooltip);
-            Ok(el)
+            let mut el = Texts::new(template("Label")?);
+            el.bounds(&moved(b), true);
+            el.set("text", text);
+            el.set("tooltip", tooltip);
+            el.write(out, depth, None)
         }
         Widget::Heading { b, text } => {
-            let mut el = template("Heading")?;
-            set_bounds(&mut el, b, true);
-            set(&mut el, "text", text);
-            Ok(el)
+            let mut el = Texts::new(template("Heading")?);
+            el.bounds(&moved(b), true);
+            el.set("text", text);
+            el.write(out, depth, None)
         }
         Widget::Action {
             b,
@@ -128,20 +209,21 @@ fn format_widget(w: &Widget) -> Result<Element, PviError> {
             pv,
             value,
         } => {
-            let mut el = template("WritePV")?;
-            set_bounds(&mut el, b, true);
-            set(&mut el, "text", label);
+            let snippet = template("WritePV")?;
+            let mut el = Texts::new(snippet);
+            el.bounds(&moved(b), true);
+            el.set("text", label);
             // the first <pv_name> in document order is the action's (§2.6)
-            set(&mut el, "pv_name", pv);
-            set(&mut el, "value", value);
-            set(&mut el, "tooltip", &format!("{pv} = {value}\n$(pv_value)"));
+            el.set("pv_name", pv);
+            el.set("value", value);
+            el.set("tooltip", &format!("{pv} = {value}\n$(pv_value)"));
             // iocrun fix (docs/compat.md): the widget's own <pv_name> gets the PV too
-            if let Some(own) = el.children.iter_mut().find(|c| c.tag == "pv_name") {
+            if let Some(own) = snippet.child(0, "pv_name") {
                 if !pv.is_empty() {
-                    own.text = Some(pv.clone());
+                    el.set.push((own, pv.clone()));
                 }
             }
-            Ok(el)
+            el.write(out, depth, None)
         }
         Widget::OpenDisplay {
             b,
@@ -150,34 +232,53 @@ fn format_widget(w: &Widget) -> Result<Element, PviError> {
             macros,
             ..
         } => {
-            let mut el = template("OpenDisplay")?;
-            set_bounds(&mut el, b, true);
+            let snippet = template("OpenDisplay")?;
+            let mut el = Texts::new(snippet);
+            el.bounds(&moved(b), true);
             let mut file = file_name.clone();
             if !file.ends_with(".bob") {
                 file.push_str(".bob");
             }
-            set(&mut el, "file", &file);
-            set(&mut el, "text", label);
-            if !macros.is_empty() {
-                if let Some(action) = el.find_mut("action") {
-                    let m = action.sub(Element::new("macros"));
-                    for (k, v) in macros {
-                        m.sub(Element::with_text(k, v));
-                    }
-                }
+            el.set("file", &file);
+            el.set("text", label);
+            let action = snippet.first("action").filter(|_| !macros.is_empty());
+            let Some(action) = action else {
+                return el.write(out, depth, None);
+            };
+            let mut m = Element::new("macros");
+            for (k, v) in macros {
+                m.sub(Element::with_text(k, v));
             }
-            Ok(el)
+            let mut add = |out: &mut String, d: Option<usize>| {
+                m.write_child(out, d);
+                Ok(())
+            };
+            let insert = Insert {
+                at: action,
+                after: snippet.child_count(action),
+                write: &mut add,
+            };
+            el.write(out, depth, Some(insert))
         }
         Widget::Group { b, title, children } => {
-            let mut el = template("Group")?;
-            set_bounds(&mut el, b, true);
-            set(&mut el, "name", title);
-            for c in children {
-                el.children.push(format_widget(c)?);
-            }
-            Ok(el)
+            let snippet = template("Group")?;
+            let mut el = Texts::new(snippet);
+            el.bounds(&moved(b), true);
+            el.set("name", title);
+            let mut add = |out: &mut String, d: Option<usize>| {
+                for c in children {
+                    format_widget(c, (0, 0), out, d)?;
+                }
+                Ok(())
+            };
+            let insert = Insert {
+                at: 0,
+                after: snippet.child_count(0),
+                write: &mut add,
+            };
+            el.write(out, depth, Some(insert))
         }
-        Widget::Pv { b, pv, widget } => format_pv(b, pv, widget),
+        Widget::Pv { b, pv, widget } => format_pv(&moved(b), pv, widget, out, depth),
     }
 }
 
@@ -213,9 +314,15 @@ fn pv_template(widget: &PvWidget) -> Result<(&'static str, bool), PviError> {
     })
 }
 
-fn format_pv(b: &Bounds, pv: &str, widget: &PvWidget) -> Result<Element, PviError> {
+fn format_pv(
+    b: &Bounds,
+    pv: &str,
+    widget: &PvWidget,
+    out: &mut String,
+    depth: Option<usize>,
+) -> Result<(), PviError> {
     let (name, square) = pv_template(widget)?;
-    let mut el = template(name)?;
+    let mut el = Texts::new(template(name)?);
     let mut b = if square { b.square() } else { *b };
     let bits = match widget {
         PvWidget::Read(ReadWidget::BitField { number_of_bits, .. }) => Some(*number_of_bits),
@@ -224,9 +331,9 @@ fn format_pv(b: &Bounds, pv: &str, widget: &PvWidget) -> Result<Element, PviErro
     if let Some(bits) = bits {
         b.w = bits * 20;
     }
-    set_bounds(&mut el, &b, bits.is_none());
+    el.bounds(&b, bits.is_none());
     match widget {
-        PvWidget::Read(ReadWidget::ArrayTrace { .. }) => set(&mut el, "y_pv", pv),
+        PvWidget::Read(ReadWidget::ArrayTrace { .. }) => el.set("y_pv", pv),
         PvWidget::Read(ReadWidget::TableRead { .. })
         | PvWidget::Write(WriteWidget::TableWrite { .. }) => {
             let pv = if pv.starts_with("pva://") {
@@ -234,12 +341,13 @@ fn format_pv(b: &Bounds, pv: &str, widget: &PvWidget) -> Result<Element, PviErro
             } else {
                 format!("pva://{pv}")
             };
-            set(&mut el, "pv_name", &pv);
+            el.set("pv_name", &pv);
         }
-        _ => set(&mut el, "pv_name", pv),
+        _ => el.set("pv_name", pv),
     }
-    add_extras(&mut el, widget);
-    Ok(el)
+    let mut extras = Element::new("widget");
+    add_extras(&mut extras, widget);
+    el.write_with(out, depth, &extras.children)
 }
 
 fn text_format(el: &mut Element, format: &Option<TextFormat>, precision: &Option<i64>) {

@@ -6,10 +6,13 @@
 //! The caller renders the Jinja parts (`yaml_path`, the `ui_macros` values) and decides where
 //! the files go; this only reads device files.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
+use super::device::Device;
+use super::template::check_resolved;
 use super::{format_index, format_screens, format_template, resolve, IndexEntry, PviError};
 
 /// One entity's `pvi:` section, with its Jinja rendered and its device file located by the
@@ -54,28 +57,47 @@ pub fn generate(
     let mut templates: IndexMap<String, String> = IndexMap::new();
     let mut formatted: Vec<String> = Vec::new();
     let mut index = Vec::new();
-    for e in entities {
+    let mut devices = resolve::Devices::default();
+    // resolved devices by file: repeated entities (a plugin per channel) share one
+    let mut resolved: HashMap<PathBuf, Device> = HashMap::new();
+    // a later entity's template replaces an earlier one of the same device name: format only
+    // the last, and check the others can be formatted
+    let mut last_pv: HashMap<String, usize> = HashMap::new();
+    for (i, e) in entities.iter().enumerate().filter(|(_, e)| e.pv) {
+        last_pv.insert(resolve::device_name(&e.device_file), i);
+    }
+    for (i, e) in entities.iter().enumerate() {
         let name = resolve::device_name(&e.device_file);
         let first = !formatted.contains(&name);
         if !(e.pv || e.ui_index || first) {
             continue;
         }
         formatted.push(name.clone());
-        let device = match resolve::load_resolved(&e.device_file, search) {
-            Ok(d) => d,
-            Err(err) if !e.pv => {
-                out.screen_errors.push(entity_error(e, err));
-                continue;
-            }
-            Err(err) => return Err(entity_error(e, err)),
+        let device = match resolved.entry(e.device_file.clone()) {
+            Entry::Occupied(d) => d.into_mut(),
+            Entry::Vacant(slot) => match devices.resolved(&e.device_file, search) {
+                Ok(d) => slot.insert(d),
+                Err(err) if !e.pv => {
+                    out.screen_errors.push(entity_error(e, err));
+                    continue;
+                }
+                Err(err) => return Err(entity_error(e, err)),
+            },
         };
         if e.pv {
-            let text =
-                format_template(&device, &e.pv_prefix).map_err(|err| entity_error(e, err))?;
-            templates.insert(format!("{name}.pvi.template"), text);
+            let file = format!("{name}.pvi.template");
+            if last_pv.get(&name) == Some(&i) {
+                let text =
+                    format_template(device, &e.pv_prefix).map_err(|err| entity_error(e, err))?;
+                templates.insert(file, text);
+            } else {
+                check_resolved(device).map_err(|err| entity_error(e, err))?;
+                // keeps the file's place in the order of first use
+                templates.entry(file).or_default();
+            }
         }
         if first {
-            match format_screens(&device, &name) {
+            match format_screens(device, &name) {
                 Ok(files) => screens.extend(files),
                 Err(err) => out.screen_errors.push(entity_error(e, err)),
             }

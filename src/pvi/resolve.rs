@@ -110,36 +110,122 @@ pub fn device_name(path: &Path) -> String {
 
 /// Load `path` and resolve its parents and includes through `search` (first hit wins).
 pub fn load_resolved(path: &Path, search: &[PathBuf]) -> Result<Device, PviError> {
-    let mut device = load(path)?;
-    resolve_parents(&mut device, path, search)?;
-    Ok(device)
+    Devices::default().resolved(path, search)
 }
 
-/// pvi's `deserialize_parents`. `asynPortDriver` as parent means "no parent at all", and then
-/// nothing is expanded (a stray Include fails later, as in pvi).
-pub fn resolve_parents(
-    device: &mut Device,
-    path: &Path,
-    search: &[PathBuf],
-) -> Result<(), PviError> {
-    if device.parent.as_deref() == Some("asynPortDriver") {
-        return Ok(());
-    }
-    if let Some(parent) = device.parent.clone() {
-        device.children.push(Node::Include(include_of(parent)));
-    }
-    let mut flat = Vec::new();
-    for node in std::mem::take(&mut device.children) {
-        match node {
-            Node::Include(inc) => flat.extend(expand(&inc, path, search)?),
-            Node::Component(c) => flat.push(c),
+/// The device files of one run, each read and parsed once: the parents and includes that many
+/// devices share (`asynNDArrayDriver` under every areaDetector plugin) and the devices of
+/// repeated entities are parsed once, not once per use.
+#[derive(Debug, Default)]
+pub struct Devices {
+    loaded: HashMap<PathBuf, Device>,
+}
+
+impl Devices {
+    /// [`load`], remembered by path.
+    fn load(&mut self, path: &Path) -> Result<Device, PviError> {
+        if let Some(d) = self.loaded.get(path) {
+            return Ok(d.clone());
         }
+        let device = load(path)?;
+        self.loaded.insert(path.to_owned(), device.clone());
+        Ok(device)
     }
-    device.children = merge(flat, path)?
-        .into_iter()
-        .map(Node::Component)
-        .collect();
-    Ok(())
+
+    /// [`load_resolved`] with the files read so far.
+    pub fn resolved(&mut self, path: &Path, search: &[PathBuf]) -> Result<Device, PviError> {
+        let mut device = self.load(path)?;
+        self.resolve_parents(&mut device, path, search)?;
+        Ok(device)
+    }
+
+    /// pvi's `deserialize_parents`. `asynPortDriver` as parent means "no parent at all", and
+    /// then nothing is expanded (a stray Include fails later, as in pvi).
+    fn resolve_parents(
+        &mut self,
+        device: &mut Device,
+        path: &Path,
+        search: &[PathBuf],
+    ) -> Result<(), PviError> {
+        if device.parent.as_deref() == Some("asynPortDriver") {
+            return Ok(());
+        }
+        if let Some(parent) = device.parent.clone() {
+            device.children.push(Node::Include(include_of(parent)));
+        }
+        let mut flat = Vec::new();
+        for node in std::mem::take(&mut device.children) {
+            match node {
+                Node::Include(inc) => flat.extend(self.expand(&inc, path, search)?),
+                Node::Component(c) => flat.push(c),
+            }
+        }
+        device.children = merge(flat, path)?
+            .into_iter()
+            .map(Node::Component)
+            .collect();
+        Ok(())
+    }
+
+    /// pvi's `expand_includes`: the included device's children (and its parent's), recursively.
+    fn expand(
+        &mut self,
+        inc: &Include,
+        from: &Path,
+        search: &[PathBuf],
+    ) -> Result<Vec<Component>, PviError> {
+        if inc.file_name == "asynPortDriver" {
+            return Ok(Vec::new());
+        }
+        let Some(found) = find(&inc.file_name, search) else {
+            return Err(PviError::MissingInclude {
+                path: from.to_owned(),
+                name: inc.file_name.clone(),
+                search: search.to_vec(),
+            });
+        };
+        let mut included = self.load(&found)?;
+        if let Some(parent) = included.parent.clone() {
+            included.children.push(Node::Include(include_of(parent)));
+        }
+        let rescoped = inc.macros.as_ref().is_some_and(|m| !m.is_empty());
+        let mut resolved = Vec::new();
+        for node in included.children {
+            match node {
+                // a re-scoped sub-device brings only its own components (0.14)
+                Node::Include(_) if rescoped => {}
+                Node::Include(nested) => resolved.extend(self.expand(&nested, &found, search)?),
+                Node::Component(c) => resolved.push(c),
+            }
+        }
+        if let Some(macros) = inc.macros.as_ref().filter(|m| !m.is_empty()) {
+            for c in resolved.iter_mut() {
+                rescope(c, macros);
+            }
+        }
+        if inc.in_subscreen {
+            if !super::device::is_pascal(&inc.file_name) {
+                return Err(PviError::Invalid {
+                    path: from.to_owned(),
+                    key: "Include.file_name".to_owned(),
+                    message: format!("'{}' must be PascalCase to be in_subscreen", inc.file_name),
+                });
+            }
+            resolved = vec![Component {
+                name: inc.file_name.clone(),
+                label: None,
+                description: None,
+                kind: Kind::Group {
+                    layout: Layout::SubScreen {
+                        labelled: false,
+                        stacked: false,
+                    },
+                    children: resolved,
+                },
+            }];
+        }
+        Ok(resolved)
+    }
 }
 
 fn include_of(file_name: String) -> Include {
@@ -157,61 +243,6 @@ fn find(name: &str, search: &[PathBuf]) -> Option<PathBuf> {
         .iter()
         .map(|dir| dir.join(&file))
         .find(|p| p.is_file())
-}
-
-/// pvi's `expand_includes`: the included device's children (and its parent's), recursively.
-fn expand(inc: &Include, from: &Path, search: &[PathBuf]) -> Result<Vec<Component>, PviError> {
-    if inc.file_name == "asynPortDriver" {
-        return Ok(Vec::new());
-    }
-    let Some(found) = find(&inc.file_name, search) else {
-        return Err(PviError::MissingInclude {
-            path: from.to_owned(),
-            name: inc.file_name.clone(),
-            search: search.to_vec(),
-        });
-    };
-    let mut included = load(&found)?;
-    if let Some(parent) = included.parent.clone() {
-        included.children.push(Node::Include(include_of(parent)));
-    }
-    let rescoped = inc.macros.as_ref().is_some_and(|m| !m.is_empty());
-    let mut resolved = Vec::new();
-    for node in included.children {
-        match node {
-            // a re-scoped sub-device brings only its own components (0.14)
-            Node::Include(_) if rescoped => {}
-            Node::Include(nested) => resolved.extend(expand(&nested, &found, search)?),
-            Node::Component(c) => resolved.push(c),
-        }
-    }
-    if let Some(macros) = inc.macros.as_ref().filter(|m| !m.is_empty()) {
-        for c in resolved.iter_mut() {
-            rescope(c, macros);
-        }
-    }
-    if inc.in_subscreen {
-        if !super::device::is_pascal(&inc.file_name) {
-            return Err(PviError::Invalid {
-                path: from.to_owned(),
-                key: "Include.file_name".to_owned(),
-                message: format!("'{}' must be PascalCase to be in_subscreen", inc.file_name),
-            });
-        }
-        resolved = vec![Component {
-            name: inc.file_name.clone(),
-            label: None,
-            description: None,
-            kind: Kind::Group {
-                layout: Layout::SubScreen {
-                    labelled: false,
-                    stacked: false,
-                },
-                children: resolved,
-            },
-        }];
-    }
-    Ok(resolved)
 }
 
 /// Replace `$(NAME)` in a string from `macros`, leaving unknown names alone.

@@ -7,16 +7,11 @@ use super::PviError;
 
 /// The template text for a resolved device.
 pub fn format_template(device: &Device, pv_prefix: &str) -> Result<String, PviError> {
+    check_resolved(device)?;
     let mut records = Vec::new();
     for node in &device.children {
-        match node {
-            Node::Component(c) => walk(c, &mut records),
-            Node::Include(inc) => {
-                return Err(PviError::Layout(format!(
-                "Include '{}' should have been resolved (parent asynPortDriver stops resolution)",
-                inc.file_name
-            )))
-            }
+        if let Node::Component(c) = node {
+            walk(c, &mut records);
         }
     }
     let label = &device.label;
@@ -28,6 +23,20 @@ pub fn format_template(device: &Device, pv_prefix: &str) -> Result<String, PviEr
     }
     out.push_str(&format!("\n### End of PV Interface for {label} ###\n"));
     Ok(out)
+}
+
+/// Whether [`format_template`] can format the device (with any prefix): every Include resolved.
+pub fn check_resolved(device: &Device) -> Result<(), PviError> {
+    match device.children.iter().find_map(|n| match n {
+        Node::Include(inc) => Some(inc),
+        Node::Component(_) => None,
+    }) {
+        Some(inc) => Err(PviError::Layout(format!(
+            "Include '{}' should have been resolved (parent asynPortDriver stops resolution)",
+            inc.file_name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Depth-first records: (signal name, PV, access). SignalX is checked before SignalW.

@@ -121,17 +121,6 @@ impl Widget {
             | Widget::Group { b, .. } => b,
         }
     }
-
-    pub fn bounds_mut(&mut self) -> &mut Bounds {
-        match self {
-            Widget::Label { b, .. }
-            | Widget::Heading { b, .. }
-            | Widget::Pv { b, .. }
-            | Widget::Action { b, .. }
-            | Widget::OpenDisplay { b, .. }
-            | Widget::Group { b, .. } => b,
-        }
-    }
 }
 
 /// One screen file: its size (padding included), title and top-level widgets.

@@ -10,32 +10,127 @@
 //! * Jinja2's `int`/`float` filters (0 on junk), `string`, `join` and `format`;
 //! * `Utils.render`'s coercion of the result by `typ` or by the `| int }}` regex (§3.2).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use minijinja::machinery::{self, WhitespaceConfig};
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, FormatStyle, State, UndefinedBehavior};
 
-use super::objects::{value_error, EnvMap, Globals, PyTuple};
+use super::objects::{value_error, Entity, EnvMap, Globals, PyTuple};
 use super::pyvalue::{as_float_only, coerce, parse_py_float, py_repr, py_str};
 
-/// What a template is rendered against: a map, or an entity (`dict(entity)`) without
-/// copying its fields first.
+/// What a template is rendered against (ibek's `context` dict), shared rather than copied.
 pub trait Context {
-    /// Call `f` for every name and value, in order.
-    fn for_each(&self, f: &mut dyn FnMut(&str, &Value));
+    /// The context's variables as one render reads them.
+    fn base(&self) -> Base;
 }
 
-impl Context for IndexMap<String, Value> {
-    fn for_each(&self, f: &mut dyn FnMut(&str, &Value)) {
-        for (k, v) in self {
-            f(k, v);
+/// The variables of a render's context, shared with their owner.
+#[derive(Debug, Clone)]
+pub enum Base {
+    /// `dict(entity)`: the entity's fields, read as the template asks for them.
+    Entity(Arc<Entity>),
+    Map(Arc<IndexMap<String, Value>>),
+}
+
+impl Base {
+    fn get(&self, name: &str) -> Option<Value> {
+        match self {
+            Base::Entity(e) => e.get(name),
+            Base::Map(m) => m.get(name).cloned(),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        match self {
+            Base::Entity(e) => {
+                let mut names = Vec::new();
+                e.for_each_field(&mut |k, _| names.push(k.to_owned()));
+                names
+            }
+            Base::Map(m) => m.keys().cloned().collect(),
         }
     }
 }
+
+impl Context for Arc<Entity> {
+    fn base(&self) -> Base {
+        Base::Entity(self.clone())
+    }
+}
+
+impl Context for Arc<IndexMap<String, Value>> {
+    fn base(&self) -> Base {
+        Base::Map(self.clone())
+    }
+}
+
+impl Context for IndexMap<String, Value> {
+    fn base(&self) -> Base {
+        Base::Map(Arc::new(self.clone()))
+    }
+}
+
+/// The root of one render: ibek's `template.render(context, _global=…, ioc_yaml_file_name=…,
+/// ioc_name=…, **variables)`, looked up layer by layer instead of merged into a fresh map per
+/// render. Keyword arguments win over the context; among them the last given wins.
+#[derive(Debug)]
+struct Scope {
+    base: Base,
+    /// The `_global` variables as they were when the render started.
+    variables: Arc<IndexMap<String, Value>>,
+    global: Value,
+    file_name: Value,
+    ioc_name: Value,
+}
+
+impl Object for Scope {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Scope::lookup(self, key.as_str()?)
+    }
+
+    /// Python dict order: the context's keys, then the new keyword arguments.
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.names()
+    }
+}
+
+impl Scope {
+    fn lookup(&self, name: &str) -> Option<Value> {
+        match name {
+            "ioc_name" => Some(self.ioc_name.clone()),
+            "ioc_yaml_file_name" => Some(self.file_name.clone()),
+            _ => match self.variables.get(name) {
+                Some(v) => Some(v.clone()),
+                None if name == "_global" => Some(self.global.clone()),
+                None => self.base.get(name),
+            },
+        }
+    }
+
+    fn names(&self) -> Enumerator {
+        let mut names = self.base.names();
+        let extra = ["_global".to_owned()]
+            .into_iter()
+            .chain(self.variables.keys().cloned())
+            .chain(["ioc_yaml_file_name".to_owned(), "ioc_name".to_owned()]);
+        for name in extra {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Enumerator::Values(names.into_iter().map(Value::from).collect())
+    }
+}
+
+/// Maps keyed by text looked up at every render: foldhash rather than SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The render types that coerce with `literal_eval` (ibek `Utils.typs`).
 const COERCE_TYPES: [&str; 5] = ["int", "float", "bool", "list", "dict"];
@@ -44,6 +139,7 @@ const COERCE_TYPES: [&str; 5] = ["int", "float", "bool", "list", "dict"];
 pub struct Engine {
     env: Environment<'static>,
     sources: Arc<Mutex<HashMap<String, String>>>,
+    /// Template text → its name in the environment; looked up at every render.
     names: Mutex<HashMap<String, String>>,
     /// `_global`: variables and counters shared by all renders.
     pub globals: Arc<Globals>,
@@ -51,6 +147,7 @@ pub struct Engine {
     pub ioc_name: Mutex<String>,
     /// The stem of the first instance file (`ioc_yaml_file_name`).
     pub file_name: String,
+    file_name_value: Value,
 }
 
 impl std::fmt::Debug for Engine {
@@ -110,6 +207,7 @@ impl Engine {
             globals: Arc::default(),
             ioc_name: Mutex::default(),
             file_name: file_name.to_owned(),
+            file_name_value: Value::from(file_name),
         }
     }
 
@@ -148,24 +246,23 @@ impl Engine {
             }
             return self.finish(out, text, typ);
         }
+        let scope = Scope {
+            base: ctx.base(),
+            variables: self.globals.snapshot(),
+            global: Value::from_dyn_object(self.globals.clone()),
+            file_name: self.file_name_value.clone(),
+            ioc_name: Value::from(self.ioc_name()),
+        };
+        // `{{ name }}` (every db arg without a value, most parameter values): the variable's
+        // printed form, without running a template; a missing name takes the engine's path for
+        // its error message
+        if let Some(v) = lone_variable(text).and_then(|n| Scope::lookup(&scope, n)) {
+            return self.finish(py_str(&v), text, typ);
+        }
         let name = self.template_name(text);
         let tmpl = self.env.get_template(&name).map_err(|e| describe(&e))?;
-        // the context, then ibek's extra keyword arguments, which win (spec §3.1)
-        let mut pairs: Vec<(Value, Value)> = Vec::with_capacity(64);
-        ctx.for_each(&mut |k, v| pairs.push((Value::from(k), v.clone())));
-        pairs.push((
-            Value::from("_global"),
-            Value::from_dyn_object(self.globals.clone()),
-        ));
-        self.globals
-            .for_each(&mut |k, v| pairs.push((Value::from(k), v.clone())));
-        pairs.push((
-            Value::from("ioc_yaml_file_name"),
-            Value::from(self.file_name.as_str()),
-        ));
-        pairs.push((Value::from("ioc_name"), Value::from(self.ioc_name())));
         let out = tmpl
-            .render(Value::from_iter(pairs))
+            .render(Value::from_object(scope))
             .map_err(|e| describe(&e))?;
         self.finish(out, text, typ)
     }
@@ -234,6 +331,18 @@ fn describe(e: &Error) -> String {
         src = s.source();
     }
     msg
+}
+
+/// The variable name when `text` is nothing but `{{ name }}` (a Jinja literal is not a name).
+fn lone_variable(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
+    let name = inner.trim_matches(' ');
+    let mut bytes = name.bytes();
+    let first = bytes.next()?;
+    let is_name = (first.is_ascii_alphabetic() || first == b'_')
+        && bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !matches!(name, "true" | "false" | "none" | "True" | "False" | "None");
+    is_name.then_some(name)
 }
 
 /// The first match of ibek's `\| *([a-z]*) *}}` in the template text (spec §3.2).
@@ -702,6 +811,20 @@ mod tests {
         assert_eq!(r("{{ 'abc' | int }}"), "0");
         assert_eq!(r("{{ '3.7' | int }}"), "3");
         assert_eq!(r("{{ [1, 2.5] | join(',') }}"), "1,2.5");
+    }
+
+    #[test]
+    fn a_lone_variable_prints_as_the_engine_would() {
+        assert_eq!(lone_variable("{{ x }}"), Some("x"));
+        assert_eq!(lone_variable("{{x}}"), Some("x"));
+        assert_eq!(lone_variable("{{ none }}"), None);
+        assert_eq!(lone_variable("{{ x.y }}"), None);
+        assert_eq!(lone_variable("a {{ x }}"), None);
+        assert_eq!(r("{{ f }}"), r("{{ f ~ '' }}"));
+        assert_eq!(r("{{x}}"), "5");
+        assert_eq!(r("{{ ioc_yaml_file_name }}"), "ioc");
+        assert_eq!(r("{{ none }}"), "None");
+        assert!(r("{{ nope }}").contains("'nope' is undefined"));
     }
 
     #[test]

@@ -207,12 +207,15 @@ impl Object for PyList {
 /// The `_global` object (ibek's `Utils`): variables shared by every render.
 #[derive(Debug, Default)]
 pub struct Globals {
-    vars: Mutex<IndexMap<String, Value>>,
+    /// Copied on write: a render holds the variables as they were when it started (ibek passes
+    /// them by name into each render), so taking them costs one reference count.
+    vars: Mutex<Arc<IndexMap<String, Value>>>,
 }
 
 impl Globals {
-    /// A snapshot of the variables (they are passed by name into each render).
-    pub fn snapshot(&self) -> IndexMap<String, Value> {
+    /// The variables now (they are passed by name into each render); later changes do not
+    /// show in the snapshot.
+    pub fn snapshot(&self) -> Arc<IndexMap<String, Value>> {
         lock(&self.vars).clone()
     }
 
@@ -255,7 +258,8 @@ impl Globals {
         .filter(|v| !v.is_none());
         kwargs.assert_all_used()?;
         let index = py_str(&name);
-        let mut vars = lock(&self.vars);
+        let mut guard = lock(&self.vars);
+        let vars = Arc::make_mut(&mut guard);
         match vars.get(&index).filter(|v| !v.is_none()).cloned() {
             None => {
                 vars.insert(index.clone(), start);
@@ -317,7 +321,7 @@ impl Object for Globals {
             }
             "set" => {
                 let (key, value): (Value, Value) = from_args(args)?;
-                lock(&self.vars).insert(py_str(&key), value.clone());
+                Arc::make_mut(&mut lock(&self.vars)).insert(py_str(&key), value.clone());
                 Ok(value)
             }
             "get" => {
@@ -379,11 +383,5 @@ impl Object for PyTuple {
         f.write_str(&super::pyvalue::py_str(&Value::from_dyn_object(
             self.clone(),
         )))
-    }
-}
-
-impl super::jinja::Context for Entity {
-    fn for_each(&self, f: &mut dyn FnMut(&str, &Value)) {
-        self.for_each_field(f);
     }
 }

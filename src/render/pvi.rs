@@ -56,7 +56,7 @@ pub fn resolve(
     for (index, e) in entities.iter().enumerate() {
         let Some(model) = &e.model else { continue };
         let Some(p) = &model.pvi else { continue };
-        let fields = e.fields();
+        let fields = Arc::new(e.fields());
         let err = |message: String| RenderError::Output {
             what: "pvi",
             message: format!("{}: {message}", e.origin()),

@@ -195,7 +195,7 @@ impl<'a> Resolver<'a> {
                     "{{% if {} %}}True{{% else %}}False{{% endif %}}",
                     v.assertion
                 );
-                let result = self.engine.render(&**entity, &text, "").map_err(|e| {
+                let result = self.engine.render(entity, &text, "").map_err(|e| {
                     format!(
                         "{type_name}: could not evaluate validation '{a}': {e}",
                         type_name = entity.type_name,
@@ -203,7 +203,7 @@ impl<'a> Resolver<'a> {
                     )
                 })?;
                 if py_str(&result) != "True" {
-                    let msg = self.engine.render(&**entity, &v.message, "")?;
+                    let msg = self.engine.render(entity, &v.message, "")?;
                     return Err(format!(
                         "{}: validation failed: {}",
                         entity.type_name,
@@ -245,7 +245,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<(), String> {
         let mut value = value;
         if let Some(s) = value.as_str() {
-            value = self.engine.render(&**entity, s, typ)?;
+            value = self.engine.render(entity, s, typ)?;
         }
         value = fresh_list(value);
         if value.as_str().is_some_and(|s| s.contains('\0')) {
@@ -404,9 +404,11 @@ impl<'a> Resolver<'a> {
     ) -> Result<Arc<Entity>, RenderError> {
         let mut rendered = IndexMap::new();
         let type_hint = params.get("type").map(py_str).unwrap_or_default();
+        // one shared copy of the context for all of this entity's renders
+        let ctx = Arc::new(ctx.clone());
         for (k, v) in params {
             let v = self
-                .render_arg(ctx, v)
+                .render_arg(&ctx, v)
                 .map_err(|message| sub_error(origin, &type_hint, Some(k.clone()), message))?;
             rendered.insert(k, v);
         }
@@ -464,7 +466,7 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn render_arg(&self, ctx: &IndexMap<String, Value>, v: Value) -> Result<Value, String> {
+    fn render_arg(&self, ctx: &Arc<IndexMap<String, Value>>, v: Value) -> Result<Value, String> {
         if let Some(s) = v.as_str() {
             return self.engine.render(ctx, s, "");
         }

@@ -79,7 +79,7 @@ fn last_of_model(entities: &[&Arc<Entity>]) -> Vec<bool> {
 /// filter regex applies), then one newline. ibek joins two variables of one entity with no
 /// separator (`epicsEnvSet A 1epicsEnvSet B 2`), which iocsh reads as one command with a
 /// garbled value; iocrun puts each on its own line (spec §4.1, docs/compat.md).
-fn env_vars(engine: &Engine, e: &Entity) -> Result<String, String> {
+fn env_vars(engine: &Engine, e: &Arc<Entity>) -> Result<String, String> {
     let Some(model) = &e.model else {
         return Ok(String::new());
     };
@@ -97,7 +97,7 @@ fn env_vars(engine: &Engine, e: &Entity) -> Result<String, String> {
 /// `Render.render_script` for one entity's items.
 fn script(
     engine: &Engine,
-    e: &Entity,
+    e: &Arc<Entity>,
     items: &[ScriptItem],
     once_done: &mut Vec<String>,
     last_of_model: bool,

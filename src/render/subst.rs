@@ -59,7 +59,7 @@ fn add_database(
     db: &Database,
     e: &Entity,
 ) -> Result<(), String> {
-    let fields = e.fields();
+    let fields = Arc::new(e.fields());
     let enabled = engine.render_str(&fields, &db.enabled)?;
     if !["yes", "true", "1"].contains(&enabled.to_lowercase().as_str()) {
         return Ok(());
