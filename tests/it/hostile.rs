@@ -30,10 +30,11 @@ fn under_memory_bound(cmd: &mut Command, bytes: u64) -> &mut Command {
     }
 }
 
-/// The run failed with exit status 1 (not a signal, not an abort) and said each of `needles`.
+/// The run failed with exit status 1 (not a signal, not an abort) and said each of `needles`
+/// (`iocrun check` reports on stdout, the other commands on stderr).
 #[track_caller]
 fn assert_clean_failure(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
         Some(1),
