@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cli::{CheckArgs, CheckFormat};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, DefinitionCache};
 use crate::error::Error;
 use crate::paths::Paths;
 use crate::pvi::PviError;
@@ -103,8 +103,10 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
     };
     let mut failed = 0;
     let mut out = std::io::stdout().lock();
+    // support files shared by the folders (an image's, or --definitions) are read once
+    let mut cache = DefinitionCache::default();
     for dir in &dirs {
-        let report = check_dir(&paths, dir, &args.definitions, !args.no_pvi);
+        let report = check_dir(&paths, dir, &args.definitions, !args.no_pvi, &mut cache);
         if !report.errors.is_empty() {
             failed += 1;
         }
@@ -127,7 +129,13 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
 }
 
 /// Render one folder in memory (pvi included unless `pvi` is false) and collect what is wrong.
-pub fn check_dir(paths: &Paths, dir: &Path, definitions: &[PathBuf], pvi: bool) -> Report {
+pub fn check_dir(
+    paths: &Paths,
+    dir: &Path,
+    definitions: &[PathBuf],
+    pvi: bool,
+    cache: &mut DefinitionCache,
+) -> Report {
     let mut report = Report {
         dir: dir.to_owned(),
         errors: Vec::new(),
@@ -147,7 +155,7 @@ pub fn check_dir(paths: &Paths, dir: &Path, definitions: &[PathBuf], pvi: bool) 
     };
     report.warnings = ioc_name_warnings(&inputs);
     let main_file = inputs.instance_files.first().cloned();
-    match render_and_check(&inputs) {
+    match render_and_check(&inputs, cache) {
         Ok(out) => {
             if out.ioc_name.is_empty() && report.warnings.is_empty() {
                 report.warnings.push(Diagnostic {
@@ -171,8 +179,8 @@ pub fn check_dir(paths: &Paths, dir: &Path, definitions: &[PathBuf], pvi: bool) 
     report
 }
 
-fn render_and_check(inputs: &Inputs) -> Result<Outputs, Error> {
-    let out = render::generate(inputs)?;
+fn render_and_check(inputs: &Inputs, cache: &mut DefinitionCache) -> Result<Outputs, Error> {
+    let out = render::generate_cached(inputs, cache)?;
     if inputs.pvi {
         check_pvi(inputs, &out)?;
     }

@@ -1,5 +1,6 @@
 //! The set of entity models from all definition files, keyed `module.name` (spec §0 step 2).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,12 +18,44 @@ pub struct Definitions {
     pub files: Vec<PathBuf>,
 }
 
+/// Support files already read, by path, for [`Definitions::load_cached`]. A file that failed
+/// is not kept: it fails again, with the same error, for the next instance that loads it.
+#[derive(Debug, Default)]
+pub struct DefinitionCache {
+    files: HashMap<PathBuf, Definitions>,
+}
+
 impl Definitions {
     /// Read every support file in order.
     pub fn load(files: &[PathBuf]) -> Result<Definitions, ConfigError> {
         let mut defs = Definitions::default();
         for file in files {
             defs.add_file(file)?;
+        }
+        Ok(defs)
+    }
+
+    /// [`Definitions::load`] for a run that loads the same support files for many instances
+    /// (`iocrun check DIR…`): each file is read and checked once, then its models are shared.
+    /// Same result as `load`: a later file's model replaces an earlier one in place.
+    pub fn load_cached(
+        files: &[PathBuf],
+        cache: &mut DefinitionCache,
+    ) -> Result<Definitions, ConfigError> {
+        let mut defs = Definitions::default();
+        for file in files {
+            let one = match cache.files.get(file) {
+                Some(one) => one,
+                None => {
+                    let mut one = Definitions::default();
+                    one.add_file(file)?;
+                    cache.files.entry(file.clone()).or_insert(one)
+                }
+            };
+            for (name, model) in &one.models {
+                defs.models.insert(name.clone(), model.clone());
+            }
+            defs.files.push(file.clone());
         }
         Ok(defs)
     }
@@ -267,4 +300,41 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), ConfigEr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn support(module: &str, names: &[&str], description: &str) -> String {
+        let mut s = format!("module: {module}\nentity_models:\n");
+        for n in names {
+            s.push_str(&format!("  - name: {n}\n    description: {description}\n"));
+        }
+        s
+    }
+
+    #[test]
+    fn cached_loads_are_the_plain_load() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let a = tmp.path().join("a.ibek.support.yaml");
+        let b = tmp.path().join("b.ibek.support.yaml");
+        std::fs::write(&a, support("m", &["one", "two"], "from a")).expect("write a");
+        // b replaces m.one in place and adds m.three
+        std::fs::write(&b, support("m", &["three", "one"], "from b")).expect("write b");
+        let files = [a.clone(), b.clone()];
+        let plain = Definitions::load(&files).expect("plain load");
+        let mut cache = DefinitionCache::default();
+        for _ in 0..2 {
+            let cached = Definitions::load_cached(&files, &mut cache).expect("cached load");
+            let names = |d: &Definitions| d.models.keys().cloned().collect::<Vec<_>>();
+            assert_eq!(names(&cached), names(&plain));
+            assert_eq!(names(&cached), ["m.one", "m.two", "m.three"]);
+            assert_eq!(cached.models["m.one"].description, "from b");
+            assert_eq!(cached.files, plain.files);
+        }
+        // one file alone, from the same cache
+        let only_a = Definitions::load_cached(&files[..1], &mut cache).expect("a alone");
+        assert_eq!(only_a.models["m.one"].description, "from a");
+    }
 }

@@ -15,7 +15,7 @@ mod yaml;
 use std::path::PathBuf;
 
 pub use builtin::embedded_support;
-pub use definitions::{default_definition_files, Definitions};
+pub use definitions::{default_definition_files, DefinitionCache, Definitions};
 pub use instance::{Instance, RawEntity};
 pub use schema::ioc_schema;
 pub use support::{

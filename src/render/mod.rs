@@ -21,7 +21,7 @@ mod waitlist;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{ConfigError, Definitions, Instance};
+use crate::config::{ConfigError, DefinitionCache, Definitions, Instance};
 
 pub use jinja::{filter_regex, Engine};
 pub use objects::Entity;
@@ -138,11 +138,19 @@ fn join_errors(errs: &[EntityError]) -> String {
 
 /// `ibek runtime generate2` without the writing: validate, render, and return the outputs.
 pub fn generate(inputs: &Inputs) -> Result<Outputs, RenderError> {
+    generate_cached(inputs, &mut DefinitionCache::default())
+}
+
+/// [`generate`] with the support files read once per `cache`, for a run over many instances.
+pub fn generate_cached(
+    inputs: &Inputs,
+    cache: &mut DefinitionCache,
+) -> Result<Outputs, RenderError> {
     let first = inputs
         .instance_files
         .first()
         .ok_or(RenderError::NoInstances)?;
-    let mut defs = Definitions::load(&inputs.definitions)?;
+    let mut defs = Definitions::load_cached(&inputs.definitions, cache)?;
     defs.add_embedded_fallbacks()?;
     let instances = inputs.instance_files.iter().map(|f| Instance::load(f));
     render_instances(&defs, &file_stem(first), inputs, instances)
