@@ -90,6 +90,8 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
             return Ok(fail_now(&err, args.fail_pause));
         }
     }
+    // asked once, now: a terminal that hangs up later is no longer a terminal
+    let interactive = supervise::interactive();
     let hub = console::Hub::new(args.console.hub_config());
     let sink: Arc<dyn OutputSink> = Arc::new(hub.clone());
     let pty = Pty::open(
@@ -104,9 +106,14 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
         .build()
         .map_err(|source| StartError::Runtime { source })?;
     let (state, state_rx) = watch::channel(State::generating());
-    let supervisor = Supervisor::new(RealSys::new(pty), config(&args), sink.clone(), state);
+    let supervisor = Supervisor::new(
+        RealSys::new(pty),
+        config(&args, interactive),
+        sink.clone(),
+        state,
+    );
     let (stop, stopped) = watch::channel(None::<i32>);
-    let deliver = deliver_signals(supervisor.handle(), stop);
+    let deliver = deliver_signals(supervisor.handle(), stop, interactive);
     supervise::install_signals({
         let deliver = deliver.clone();
         move |sig| deliver(sig)
@@ -124,6 +131,7 @@ pub fn run(args: StartArgs) -> Result<ExitCode, Error> {
             args.console.server_config(),
             hub.clone(),
             (supervisor.handle(), end_of_input),
+            interactive,
             until_true(done_rx.clone()),
         ));
         let server = tokio::spawn(serve::run(serve_cfg, health_rx, until_true(done_rx)));
@@ -530,7 +538,7 @@ fn ioc_command(paths: &Paths) -> CommandSpec {
     }
 }
 
-fn config(args: &StartArgs) -> Config {
+fn config(args: &StartArgs, interactive: bool) -> Config {
     Config {
         command: CommandSpec {
             argv: Vec::new(),
@@ -545,7 +553,7 @@ fn config(args: &StartArgs) -> Config {
         },
         grace: args.grace,
         stop_input: args.stop_input.clone().into_bytes(),
-        hangup_stops: supervise::interactive(),
+        hangup_stops: interactive,
     }
 }
 
@@ -554,8 +562,8 @@ fn config(args: &StartArgs) -> Config {
 fn deliver_signals(
     handle: Handle,
     stop: watch::Sender<Option<i32>>,
+    hangup_stops: bool,
 ) -> Arc<dyn Fn(i32) + Send + Sync> {
-    let hangup_stops = supervise::interactive();
     Arc::new(move |sig| {
         if matches!(sig, libc::SIGTERM | libc::SIGINT) || (sig == libc::SIGHUP && hangup_stops) {
             stop.send_replace(Some(sig));
@@ -591,11 +599,10 @@ async fn serve_console(
     cfg: console::ServerConfig,
     hub: console::Hub,
     (handle, mut end_of_input): (Handle, Option<supervise::EndOfInput>),
+    interactive: bool,
     done: impl std::future::Future<Output = ()>,
 ) {
     let (input_tx, mut input_rx) = tokio::sync::mpsc::channel::<ConsoleInput>(64);
-    // asked now: a terminal that hung up is no longer a terminal
-    let interactive = supervise::interactive();
     tokio::spawn(async move {
         while let Some(input) = input_rx.recv().await {
             handle.send(match input {
