@@ -154,17 +154,24 @@ fn write_renamed(path: &Path, contents: &[u8], sync: bool) -> Result<(), FilesEr
         path: path.to_owned(),
         source,
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".iocrun-")
-        .tempfile_in(dir)
-        .map_err(wrap)?;
+    let mut tmp = temp_file_in(dir).map_err(wrap)?;
     tmp.write_all(contents).map_err(wrap)?;
     if sync {
         tmp.as_file().sync_data().map_err(wrap)?;
     }
     tmp.persist(path).map_err(|e| wrap(e.error))?;
-    set_default_mode(path);
     Ok(())
+}
+
+/// A temporary file in `dir`, named `.iocrun-*`, created with the mode a plain `File::create`
+/// gives (0666 less the umask: generated outputs are shared with the IOC user and Phoebus),
+/// so no `chmod` follows the rename.
+fn temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(".iocrun-")
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
 }
 
 /// A file streamed into a temporary sibling of `path` and renamed over it by
@@ -178,13 +185,10 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Start writing the future contents of `path` (its folder must exist).
     pub fn create(path: &Path) -> Result<AtomicFile, FilesError> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".iocrun-")
-            .tempfile_in(parent_of(path))
-            .map_err(|source| FilesError::Write {
-                path: path.to_owned(),
-                source,
-            })?;
+        let tmp = temp_file_in(parent_of(path)).map_err(|source| FilesError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(AtomicFile {
             path: path.to_owned(),
             tmp: std::io::BufWriter::with_capacity(64 * 1024, tmp),
@@ -199,7 +203,6 @@ impl AtomicFile {
         };
         let tmp = self.tmp.into_inner().map_err(|e| wrap(e.into_error()))?;
         tmp.persist(&self.path).map_err(|e| wrap(e.error))?;
-        set_default_mode(&self.path);
         Ok(())
     }
 }
@@ -265,68 +268,154 @@ impl Staged {
 /// keeps it across restarts) and leaves the folder's listing as ibek's.
 const MARK: &std::ffi::CStr = c"user.iocrun";
 
-/// Publish `staged` as the contents of the folder `dir`, all or nothing (issue 11):
-///
-/// 1. `dir` must be a folder or absent (a file in its place is an error, left untouched);
-/// 2. every new file is written to a temporary file inside `dir` (so this also works when
-///    `dir` is a mount point), marked as iocrun's ([`MARK`]); if any write fails (a full
-///    disk), those temporary files are removed and the previous outputs are as they were;
-/// 3. only then is each renamed over its final name (a rename needs no space);
-/// 4. marked files that this publish did not write (left by an earlier one) are removed.
-///    Nothing else is: files iocrun did not write stay where they are. On a file system
-///    without user extended attributes nothing is marked, so nothing is ever removed.
+/// Publish `staged` as the contents of the folder `dir`, all or nothing: [`Publish`] with
+/// every staged file added.
 pub fn publish_dir(dir: &Path, staged: &Staged) -> Result<(), FilesError> {
-    let wrap = |path: &Path| {
-        let path = path.to_owned();
-        move |source| FilesError::Write { path, source }
-    };
-    match fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => {
-            return Err(FilesError::NotAFolder {
-                path: dir.to_owned(),
-            })
-        }
-        _ => create_dir_all(dir)?,
-    }
-    // step 2: all temporary files, dropped (removed) on the first failure
-    let mut pending = Vec::with_capacity(staged.files.len());
+    let mut publish = Publish::begin(dir, !staged.unsynced)?;
     for (rel, contents) in &staged.files {
-        let path = dir.join(rel);
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+        publish.add(rel, contents)?;
+    }
+    publish.commit()
+}
+
+/// A folder whose contents are being replaced, all or nothing (issue 11), one file at a time
+/// as the caller produces them, so a caller never holds them all in memory (an IOC's screens
+/// are megabytes):
+///
+/// 1. [`Publish::begin`]: `dir` must be a folder or absent (a file in its place is an error,
+///    left untouched);
+/// 2. [`Publish::add`] writes each new file at once to a temporary file inside `dir` (so this
+///    also works when `dir` is a mount point), marked as iocrun's ([`MARK`]); adding a name
+///    again replaces what was added before;
+/// 3. [`Publish::commit`] renames each over its final name (a rename needs no space), then
+///    removes the marked files that this publish did not write (left by an earlier one).
+///    Nothing else is removed: files iocrun did not write stay where they are. On a file
+///    system without user extended attributes nothing is marked, so nothing is ever removed.
+///
+/// Dropped without a commit (a failed write, a full disk, the caller's own error), it removes
+/// its temporary files and the previous outputs are as they were.
+#[derive(Debug)]
+pub struct Publish {
+    dir: PathBuf,
+    sync: bool,
+    /// What `dir` held when the publish began, by name: one listing instead of a `stat` per
+    /// file.
+    existing: std::collections::HashMap<std::ffi::OsString, EntryKind>,
+    /// Written, not yet renamed: relative name -> (temporary file, final path).
+    pending: indexmap::IndexMap<PathBuf, (tempfile::TempPath, PathBuf)>,
+}
+
+impl Publish {
+    /// Start replacing the contents of `dir` (created if absent). With `sync`, each file's
+    /// data reaches the disk before its rename (durable across a power cut; outputs remade at
+    /// every start skip it).
+    pub fn begin(dir: &Path, sync: bool) -> Result<Publish, FilesError> {
+        match fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(FilesError::NotAFolder {
+                    path: dir.to_owned(),
+                })
+            }
+            Ok(_) => {}
+            Err(_) => create_dir_all(dir)?,
+        }
+        let existing = fs::read_dir(dir)
+            .map_err(|source| FilesError::Read {
+                path: dir.to_owned(),
+                source,
+            })?
+            .flatten()
+            .map(|e| (e.file_name(), EntryKind::of(&e)))
+            .collect();
+        Ok(Publish {
+            dir: dir.to_owned(),
+            sync,
+            existing,
+            pending: indexmap::IndexMap::new(),
+        })
+    }
+
+    /// Write the future contents of `relative` (a path inside the folder).
+    pub fn add(&mut self, relative: &Path, contents: &[u8]) -> Result<(), FilesError> {
+        let path = self.dir.join(relative);
+        let wrap = |source| FilesError::Write {
+            path: path.clone(),
+            source,
+        };
+        let flat = relative.parent().is_none_or(|p| p.as_os_str().is_empty());
+        let folder_in_the_way = if flat {
+            self.existing.get(relative.as_os_str()) == Some(&EntryKind::Folder)
+        } else {
+            fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
+        };
+        if folder_in_the_way {
             return Err(FilesError::FolderInTheWay { path });
         }
         let parent = parent_of(&path);
-        create_dir_all(parent)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".iocrun-")
-            .tempfile_in(parent)
-            .map_err(wrap(&path))?;
-        tmp.write_all(contents).map_err(wrap(&path))?;
-        if !staged.unsynced {
-            tmp.as_file().sync_data().map_err(wrap(&path))?;
+        if !flat {
+            create_dir_all(parent)?;
+        }
+        let mut tmp = temp_file_in(parent).map_err(wrap)?;
+        tmp.write_all(contents).map_err(wrap)?;
+        if self.sync {
+            tmp.as_file().sync_data().map_err(wrap)?;
         }
         mark(tmp.as_file());
-        pending.push((tmp, path));
+        // closed now: a publish of hundreds of screens holds no descriptor per file
+        let tmp = tmp.into_temp_path();
+        self.pending.insert(relative.to_owned(), (tmp, path));
+        Ok(())
     }
-    // step 3: renames only
-    for (tmp, path) in pending {
-        tmp.persist(&path).map_err(|e| wrap(&path)(e.error))?;
-        set_default_mode(&path);
+
+    /// How many files were added.
+    pub fn len(&self) -> usize {
+        self.pending.len()
     }
-    // step 4: what an earlier publish wrote and this one did not
-    let current: std::collections::HashSet<PathBuf> = staged.names().map(|n| dir.join(n)).collect();
-    let entries = fs::read_dir(dir).map_err(|source| FilesError::Read {
-        path: dir.to_owned(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && !current.contains(&path) && is_marked(&path) {
-            fs::remove_file(&path).map_err(wrap(&path))?;
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Rename every added file into place, then remove what an earlier publish wrote and this
+    /// one did not.
+    pub fn commit(self) -> Result<(), FilesError> {
+        let wrap = |path: &Path| {
+            let path = path.to_owned();
+            move |source| FilesError::Write { path, source }
+        };
+        let mut current = std::collections::HashSet::with_capacity(self.pending.len());
+        for (_, (tmp, path)) in self.pending {
+            tmp.persist(&path).map_err(|e| wrap(&path)(e.error))?;
+            current.insert(path);
+        }
+        for (name, kind) in self.existing {
+            let path = self.dir.join(name);
+            if kind == EntryKind::File && !current.contains(&path) && is_marked(&path) {
+                fs::remove_file(&path).map_err(wrap(&path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a folder entry is, as far as [`Publish`] cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    File,
+    Folder,
+    /// A symbolic link, socket, FIFO or device: never replaced by a folder check, never removed.
+    Other,
+}
+
+impl EntryKind {
+    fn of(entry: &fs::DirEntry) -> EntryKind {
+        match entry.file_type() {
+            Ok(t) if t.is_file() => EntryKind::File,
+            Ok(t) if t.is_dir() => EntryKind::Folder,
+            _ => EntryKind::Other,
         }
     }
-    Ok(())
 }
 
 /// Mark a file as written by iocrun; a file system without user xattrs leaves it unmarked.
@@ -500,20 +589,6 @@ fn parent_of(path: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
-}
-
-/// tempfile creates 0600 files; generated outputs are shared (OPI volume, IOC user), so give
-/// them the mode a plain `File::create` would under the process umask.
-fn set_default_mode(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o666 & !umask()));
-}
-
-fn umask() -> u32 {
-    // umask can only be read by setting it; put it straight back
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    nix::sys::stat::umask(old);
-    old.bits()
 }
 
 #[cfg(test)]

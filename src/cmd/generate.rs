@@ -73,19 +73,32 @@ pub fn generate(args: &GenerateArgs, paths: &Paths) -> Result<Generated, Error> 
     };
     let mut templates = Vec::new();
     if inputs.pvi {
-        let mut made = make_pvi(&inputs, &out)?;
         let opi = args.opi.clone().unwrap_or_else(|| paths.opi_dir());
-        generated.pvi_failed = publish_screens(&opi, &mut made);
-        templates = made.templates;
+        let mut sink = OpiSink::new(opi);
+        let screen_errors = make_pvi_into(&inputs, &out, &mut sink)?;
+        generated.pvi_failed = sink.commit(&screen_errors);
+        templates = sink.templates;
     }
     write(&output, &out, &templates, generated.pvi_failed.as_deref())?;
     tracing::info!("wrote {}", output.display());
     Ok(generated)
 }
 
-/// pvi for every entity with a `pvi:` section; parents are searched in the instance config
-/// folder, then `pvi-defs` (ibek's search path).
+/// pvi for every entity with a `pvi:` section, in memory (`iocrun check`).
 pub fn make_pvi(inputs: &Inputs, out: &Outputs) -> Result<pvi::IocPvi, Error> {
+    let mut made = pvi::IocPvi::default();
+    made.screen_errors = make_pvi_into(inputs, out, &mut made)?;
+    Ok(made)
+}
+
+/// pvi for every entity with a `pvi:` section, each file handed to `sink` as it is made;
+/// parents are searched in the instance config folder, then `pvi-defs` (ibek's search path).
+/// Returns why some screens are missing.
+fn make_pvi_into(
+    inputs: &Inputs,
+    out: &Outputs,
+    sink: &mut dyn pvi::Sink,
+) -> Result<Vec<pvi::PviError>, Error> {
     let entities: Vec<pvi::EntityPvi> = out
         .pvi
         .iter()
@@ -99,36 +112,91 @@ pub fn make_pvi(inputs: &Inputs, out: &Outputs) -> Result<pvi::IocPvi, Error> {
         })
         .collect();
     let search = [inputs.pvi_override_dir.clone(), inputs.pvi_defs.clone()];
-    Ok(pvi::generate(&out.index_title, &entities, &search)?)
+    Ok(pvi::generate_into(
+        &out.index_title,
+        &entities,
+        &search,
+        sink,
+    )?)
 }
 
-/// Publish the screens into the OPI folder ([`files::publish_dir`]: a Phoebus client never
-/// reads half a file; screens an earlier generate wrote and this one did not are removed).
-/// Returns why screens are missing, after logging it as a warning.
-fn publish_screens(opi: &Path, made: &mut pvi::IocPvi) -> Option<String> {
-    let mut problems: Vec<String> = made
-        .screen_errors
-        .iter()
-        .map(|e| crate::error::chain(e))
-        .collect();
-    // screens are remade at every start: atomic renames, but no per-file sync
-    let mut staged = Staged::unsynced();
-    let count = made.screens.len();
-    // moved, not copied: the screens are most of the memory a generate uses
-    for (name, text) in std::mem::take(&mut made.screens) {
-        staged.add(name, text);
+/// The screens, written into the OPI folder as they are made ([`files::Publish`]: a Phoebus
+/// client never reads half a file; screens an earlier generate wrote and this one did not are
+/// removed at the commit), and the templates, kept for the output folder. Screens are best
+/// effort: the first write that fails stops the screens, not the generate. The folder is
+/// opened at the first screen, so a generate that fails before it leaves no trace.
+struct OpiSink {
+    opi: PathBuf,
+    /// `None` until the first screen; `Some(None)` once a write failed: screens are dropped.
+    publish: Option<Option<files::Publish>>,
+    problems: Vec<String>,
+    templates: Vec<(String, String)>,
+}
+
+impl OpiSink {
+    fn new(opi: PathBuf) -> OpiSink {
+        OpiSink {
+            opi,
+            publish: None,
+            problems: Vec::new(),
+            templates: Vec::new(),
+        }
     }
-    if let Err(e) = files::publish_dir(opi, &staged) {
-        problems.push(crate::error::chain(&e));
+
+    /// The open publish, opened now if it is the first use; `None` after a failure.
+    fn open(&mut self) -> Option<&mut files::Publish> {
+        // screens are remade at every start: atomic renames, but no per-file sync
+        let opi = &self.opi;
+        let problems = &mut self.problems;
+        self.publish
+            .get_or_insert_with(|| {
+                files::Publish::begin(opi, false)
+                    .map_err(|e| problems.push(crate::error::chain(&e)))
+                    .ok()
+            })
+            .as_mut()
     }
-    if problems.is_empty() {
-        tracing::info!("pvi: published {} screens to {}", count, opi.display());
-        return None;
+
+    /// Publish the screens. Returns why screens are missing, after logging it as a warning.
+    fn commit(&mut self, screen_errors: &[pvi::PviError]) -> Option<String> {
+        self.open();
+        let mut problems: Vec<String> = screen_errors
+            .iter()
+            .map(|e| crate::error::chain(e))
+            .collect();
+        problems.append(&mut self.problems);
+        if let Some(publish) = self.publish.take().flatten() {
+            let count = publish.len();
+            match publish.commit() {
+                Ok(()) if problems.is_empty() => {
+                    tracing::info!("pvi: published {count} screens to {}", self.opi.display());
+                    return None;
+                }
+                Ok(()) => {}
+                Err(e) => problems.push(crate::error::chain(&e)),
+            }
+        }
+        for p in &problems {
+            tracing::warn!("pvi screens incomplete (the IOC still starts): {p}");
+        }
+        Some(problems.join("\n"))
     }
-    for p in &problems {
-        tracing::warn!("pvi screens incomplete (the IOC still starts): {p}");
+}
+
+impl pvi::Sink for OpiSink {
+    fn screen(&mut self, name: &str, text: &str) {
+        let Some(publish) = self.open() else {
+            return;
+        };
+        if let Err(e) = publish.add(Path::new(name), text.as_bytes()) {
+            // its temporary files go with it: the OPI folder stays as it was
+            self.publish = Some(None);
+            self.problems.push(crate::error::chain(&e));
+        }
     }
-    Some(problems.join("\n"))
+    fn template(&mut self, name: &str, text: &str) {
+        self.templates.push((name.to_owned(), text.to_owned()));
+    }
 }
 
 /// The render inputs `generate2` would use: instance files are the `-i` files, then

@@ -30,8 +30,19 @@ pub struct EntityPvi {
     pub pv_prefix: String,
 }
 
-/// Everything PVI produces for an IOC. Screens are best effort: a device whose screen cannot
-/// be made is reported in `screen_errors` and the rest are still produced.
+/// Where [`generate_into`] puts each file as soon as it is made, so an IOC's screens (most of
+/// the memory a generate uses) are never all held at once.
+pub trait Sink {
+    /// A file for the OPI folder (`*.pvi.bob`, a sub-screen, `index.bob`). A later file of the
+    /// same name replaces an earlier one.
+    fn screen(&mut self, name: &str, text: &str);
+    /// A `.pvi.template` for the runtime folder, at most once per name.
+    fn template(&mut self, name: &str, text: &str);
+}
+
+/// Everything PVI produces for an IOC, held in memory ([`generate`]). Screens are best effort:
+/// a device whose screen cannot be made is reported in `screen_errors` and the rest are still
+/// produced.
 #[derive(Debug, Default)]
 pub struct IocPvi {
     /// Files for the OPI folder (`*.pvi.bob`, sub-screens, `index.bob`), by file name.
@@ -42,19 +53,42 @@ pub struct IocPvi {
     pub screen_errors: Vec<PviError>,
 }
 
-/// Generate screens, templates and `index.bob` (titled `ioc_name`) for the entities, in order.
-/// Parents are searched in `search` (ibek: the instance config folder, then `pvi-defs`).
-///
-/// Fails only when a `.pvi.template` cannot be made (its `ioc.subst` row would break the
-/// database); everything else that goes wrong only costs screens.
+impl Sink for IocPvi {
+    fn screen(&mut self, name: &str, text: &str) {
+        match self.screens.iter_mut().find(|(n, _)| n == name) {
+            Some((_, old)) => text.clone_into(old),
+            None => self.screens.push((name.to_owned(), text.to_owned())),
+        }
+    }
+    fn template(&mut self, name: &str, text: &str) {
+        self.templates.push((name.to_owned(), text.to_owned()));
+    }
+}
+
+/// [`generate_into`] an [`IocPvi`] in memory.
 pub fn generate(
     ioc_name: &str,
     entities: &[EntityPvi],
     search: &[PathBuf],
 ) -> Result<IocPvi, PviError> {
     let mut out = IocPvi::default();
-    let mut screens: IndexMap<String, String> = IndexMap::new();
-    let mut templates: IndexMap<String, String> = IndexMap::new();
+    out.screen_errors = generate_into(ioc_name, entities, search, &mut out)?;
+    Ok(out)
+}
+
+/// Generate screens, templates and `index.bob` (titled `ioc_name`) for the entities, in order,
+/// handing each file to `sink` as it is made. Parents are searched in `search` (ibek: the
+/// instance config folder, then `pvi-defs`). Returns why some screens are missing.
+///
+/// Fails only when a `.pvi.template` cannot be made (its `ioc.subst` row would break the
+/// database); everything else that goes wrong only costs screens.
+pub fn generate_into(
+    ioc_name: &str,
+    entities: &[EntityPvi],
+    search: &[PathBuf],
+    sink: &mut dyn Sink,
+) -> Result<Vec<PviError>, PviError> {
+    let mut screen_errors = Vec::new();
     let mut formatted: Vec<String> = Vec::new();
     let mut index = Vec::new();
     let mut devices = resolve::Devices::default();
@@ -78,28 +112,27 @@ pub fn generate(
             Entry::Vacant(slot) => match devices.resolved(&e.device_file, search) {
                 Ok(d) => slot.insert(d),
                 Err(err) if !e.pv => {
-                    out.screen_errors.push(entity_error(e, err));
+                    screen_errors.push(entity_error(e, err));
                     continue;
                 }
                 Err(err) => return Err(entity_error(e, err)),
             },
         };
         if e.pv {
-            let file = format!("{name}.pvi.template");
             if last_pv.get(&name) == Some(&i) {
                 let text =
                     format_template(device, &e.pv_prefix).map_err(|err| entity_error(e, err))?;
-                templates.insert(file, text);
+                sink.template(&format!("{name}.pvi.template"), &text);
             } else {
                 check_resolved(device).map_err(|err| entity_error(e, err))?;
-                // keeps the file's place in the order of first use
-                templates.entry(file).or_default();
             }
         }
         if first {
             match format_screens(device, &name) {
-                Ok(files) => screens.extend(files),
-                Err(err) => out.screen_errors.push(entity_error(e, err)),
+                Ok(files) => files
+                    .iter()
+                    .for_each(|(file, text)| sink.screen(file, text)),
+                Err(err) => screen_errors.push(entity_error(e, err)),
             }
         }
         if e.ui_index {
@@ -111,14 +144,10 @@ pub fn generate(
         }
     }
     match format_index(ioc_name, &index) {
-        Ok(text) => {
-            screens.insert("index.bob".to_owned(), text);
-        }
-        Err(err) => out.screen_errors.push(err),
+        Ok(text) => sink.screen("index.bob", &text),
+        Err(err) => screen_errors.push(err),
     }
-    out.screens = screens.into_iter().collect();
-    out.templates = templates.into_iter().collect();
-    Ok(out)
+    Ok(screen_errors)
 }
 
 fn entity_error(e: &EntityPvi, source: PviError) -> PviError {

@@ -494,3 +494,45 @@ fn generate_matches_ibek_for_many_pvi_entities() {
     let index = std::fs::read_to_string(ours.root().join("opi/index.bob")).expect("index");
     assert_eq!(index.matches("<widget type=\"action_button\"").count(), 40);
 }
+
+/// A generate opens one file at a time: the 60 screens of an areaDetector IOC are published
+/// under a descriptor limit of 32 (each screen's temporary file is closed once written; they
+/// used to stay open until the renames, and the screens failed with "Too many open files").
+/// A failure half-way through leaves the OPI folder as it was (tested by the full-disk cases).
+#[test]
+fn generate_publishes_many_screens_under_a_low_descriptor_limit() {
+    use std::os::unix::process::CommandExt;
+    let env = TestEnv::new();
+    let Some(mut cmd) = generate_cmd(&env, "adsim-bl01t-ea-ioc-02") else {
+        return;
+    };
+    // SAFETY: only async-signal-safe calls between fork and exec
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 32,
+                rlim_max: 32,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run generate");
+    util::assert_success(&out);
+    let opi = env.root().join("opi");
+    let screens = std::fs::read_dir(&opi).expect("opi").count();
+    assert!(screens > 32, "only {screens} screens in {}", opi.display());
+    assert!(
+        !env.runtime_dir().join("pvi_failed").exists(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&opi)
+        .expect("opi")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".iocrun-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
