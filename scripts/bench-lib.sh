@@ -1,10 +1,17 @@
 # Shared by the bench scripts (source it after `cd` to the repository):
-#   - IOCRUN_BIN: the binary under test (the release build unless already set);
+#   - IOCRUN_BIN: the binary under test, unless already set the one images ship: the release
+#     profile linked statically (+crt-static, as scripts/test.sh and scripts/release-image.sh
+#     build it; no dynamic loader at start);
 #   - work: a scratch folder, and pids: background processes; both cleaned up on exit.
 if [ -z "${IOCRUN_BIN:-}" ]; then
-  cargo build --release -q
-  IOCRUN_BIN=target/release/iocrun
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --target "$host" --bin iocrun
+  IOCRUN_BIN=target/$host/release/iocrun
 fi
+# how the binary under test is linked, for the benches' closing lines
+bench_linkage() {
+  if ldd "$1" 2>&1 | grep -qE 'statically linked|not a dynamic'; then echo static; else echo dynamic; fi
+}
 work=$(mktemp -d)
 pids=()
 bench_cleanup() {

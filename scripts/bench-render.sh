@@ -11,7 +11,7 @@
 #
 # usage: scripts/bench-render.sh [INSTANCE...]     (INSTANCE: a case name or "quadem-generated")
 # env: BENCH_RUNS (iocrun runs, default 20), BENCH_IBEK_RUNS (default 3), BENCH_PROFILE (cargo
-#      profile of the binary, default release), BENCH_QUADEM_PAIRS (default 4), BENCH_TMPDIR
+#      profile of a dynamic build; default: the static release binary images ship), BENCH_QUADEM_PAIRS (default 4), BENCH_TMPDIR
 #      (where outputs go, default /dev/shm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -127,7 +127,7 @@ for name in "${names[@]}"; do
   for kv in "${ENVS[@]}"; do unset "${kv%%=*}"; done
 done
 echo "($n instances; ms: mean CPU time user+sys of $RUNS iocrun and $IBEK_RUNS ibek runs; wall: median ms;"
-echo " MB: peak RSS of one run; binary $(basename "$(dirname "$IOCRUN")") $(( $(stat -c %s "$IOCRUN") / 1024 )) kB;"
+echo " MB: peak RSS of one run; binary $(basename "$(dirname "$IOCRUN")") $(bench_linkage "$IOCRUN") $(( $(stat -c %s "$IOCRUN") / 1024 )) kB;"
 echo " outputs in $TMPDIR ($(stat -f -c %T "$TMPDIR")); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 awk -v r="${worst_ratio:-0}" -v m="$worst_rss" 'BEGIN {
   printf "lowest ratio %sx (target >= 100x): %s; highest iocrun peak RSS %.1f MB (target < 10 MB): %s\n",
