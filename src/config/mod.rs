@@ -23,7 +23,8 @@ pub use support::{
     Validation,
 };
 pub use yaml::{
-    load as load_yaml, parse as parse_yaml, parse_located, read as read_yaml, EntityLocations,
+    load as load_yaml, parse as parse_yaml, parse_listed, parse_located, read as read_yaml,
+    EntityLocations,
 };
 
 /// A support or instance file that cannot be used.

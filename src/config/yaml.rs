@@ -51,8 +51,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Value, ConfigError> {
     parse_located(path, text).map(|(v, _)| v)
 }
 
-/// Where the items of the top-level `entities:` list (or of a top-level list, as in a
-/// `--pv-metrics` file) and their keys are (1-based line, 1-based column), for error messages.
+/// Where the items of a top-level list (a `--pv-metrics` file) or of the list under one top-level
+/// key (`entities:` of an instance, `children:` of a pvi device) and their keys are (1-based line,
+/// 1-based column), for error messages.
 #[derive(Debug, Clone, Default)]
 pub struct EntityLocations {
     pub items: Vec<(usize, usize)>,
@@ -61,13 +62,28 @@ pub struct EntityLocations {
 
 /// Parse YAML text and note where the `entities:` items and their keys are.
 pub fn parse_located(path: &Path, text: &str) -> Result<(Value, EntityLocations), ConfigError> {
+    parse_listed(path, text, "entities")
+}
+
+/// Parse YAML text and note where the items of the top-level `list_key:` list and their keys
+/// are.
+pub fn parse_listed(
+    path: &Path,
+    text: &str,
+    list_key: &'static str,
+) -> Result<(Value, EntityLocations), ConfigError> {
     let limits = InputLimits::get();
     check_size(path, text, limits.yaml_max_bytes)?;
-    build(path, text, limits.yaml_max_nodes)
+    build(path, text, limits.yaml_max_nodes, list_key)
 }
 
 /// Build the value of `text`, stopping once it holds more than `max_nodes` nodes.
-fn build(path: &Path, text: &str, max_nodes: u64) -> Result<(Value, EntityLocations), ConfigError> {
+fn build(
+    path: &Path,
+    text: &str,
+    max_nodes: u64,
+    list_key: &'static str,
+) -> Result<(Value, EntityLocations), ConfigError> {
     let err = |line: usize, column: usize, message: String| ConfigError::Yaml {
         path: path.to_owned(),
         line: Some(line),
@@ -77,6 +93,7 @@ fn build(path: &Path, text: &str, max_nodes: u64) -> Result<(Value, EntityLocati
     let mut parser = Parser::new_from_str(text);
     let mut b = Builder {
         max_nodes,
+        list_key,
         ..Builder::default()
     };
     loop {
@@ -91,7 +108,7 @@ fn build(path: &Path, text: &str, max_nodes: u64) -> Result<(Value, EntityLocati
                 b.note_start(line, col, Some(&text));
                 let cost = 1 + text.len() as u64 / 64;
                 b.spend(cost).map_err(|m| err(line, col, m))?;
-                let v = resolve_scalar(&text, style, tag.as_ref());
+                let v = resolve_scalar(text, style, tag.as_ref());
                 b.finish(v, anchor, cost).map_err(|m| err(line, col, m))?;
             }
             Event::Alias(id) => {
@@ -125,12 +142,14 @@ fn build(path: &Path, text: &str, max_nodes: u64) -> Result<(Value, EntityLocati
         }
     }
     let mut value = b.root.unwrap_or(Value::Null);
-    merge(&mut value).map_err(|message| ConfigError::Yaml {
-        path: path.to_owned(),
-        line: None,
-        column: None,
-        message,
-    })?;
+    if b.merges {
+        merge(&mut value).map_err(|message| ConfigError::Yaml {
+            path: path.to_owned(),
+            line: None,
+            column: None,
+            message,
+        })?;
+    }
     Ok((value, b.locations))
 }
 
@@ -152,6 +171,10 @@ struct Builder {
     max_nodes: u64,
     /// `nodes` when each open collection started, parallel to `stack`.
     starts: Vec<u64>,
+    /// The top-level key whose list items [`EntityLocations`] records.
+    list_key: &'static str,
+    /// Whether a `<<` merge key was seen (else there is nothing to merge).
+    merges: bool,
 }
 
 impl Builder {
@@ -186,13 +209,13 @@ impl Builder {
                 self.locations.items.push((line, col));
                 self.locations.keys.push(Vec::new());
             }
-            [Frame::Map(_, Some(k), _), Frame::Seq(_, _)] if k.as_str() == Some("entities") => {
+            [Frame::Map(_, Some(k), _), Frame::Seq(_, _)] if k.as_str() == Some(self.list_key) => {
                 self.locations.items.push((line, col));
                 self.locations.keys.push(Vec::new());
             }
             [Frame::Seq(_, _), Frame::Map(_, None, _)] => self.note_key(line, col, scalar),
             [Frame::Map(_, Some(k), _), Frame::Seq(_, _), Frame::Map(_, None, _)]
-                if k.as_str() == Some("entities") =>
+                if k.as_str() == Some(self.list_key) =>
             {
                 self.note_key(line, col, scalar);
             }
@@ -237,6 +260,7 @@ impl Builder {
                 }
                 Some(k) => {
                     if k.as_str() == Some("<<") {
+                        self.merges = true;
                         // keep every merge source; `merge` resolves them
                         let merged = match map.shift_remove("<<") {
                             Some(Value::Sequence(mut s)) => {
@@ -260,23 +284,21 @@ impl Builder {
 /// ruamel's safe resolver (YAML 1.2 core plus its extras): plain scalars become null, bools,
 /// ints (`0x1F`, `0o17`, `017` = 17, `1_000`), floats (`1e3`, `.5`, `.inf`), dates; quoted and
 /// block scalars stay strings.
-fn resolve_scalar(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Value {
+fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     if let Some(t) = tag {
-        let v = Value::String(text.to_owned());
         return match t.suffix.as_str() {
-            "str" => v,
             "int" | "float" | "bool" | "null" => resolve_plain(text),
-            _ => v,
+            _ => Value::String(text),
         };
     }
     if style != TScalarStyle::Plain {
-        return Value::String(text.to_owned());
+        return Value::String(text);
     }
     resolve_plain(text)
 }
 
-fn resolve_plain(s: &str) -> Value {
-    match s {
+fn resolve_plain(s: String) -> Value {
+    match s.as_str() {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
@@ -288,21 +310,21 @@ fn resolve_plain(s: &str) -> Value {
         .first()
         .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.'))
     {
-        return Value::String(s.to_owned());
+        return Value::String(s);
     }
-    if let Some(i) = plain_int(s) {
+    if let Some(i) = plain_int(&s) {
         return Value::Number(i.into());
     }
-    if let Some(f) = plain_float(s) {
+    if let Some(f) = plain_float(&s) {
         return Value::Number(f.into());
     }
-    if is_date(s) {
+    if is_date(&s) {
         return Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
             tag: serde_yaml::value::Tag::new("date"),
-            value: Value::String(s.to_owned()),
+            value: Value::String(s),
         }));
     }
-    Value::String(s.to_owned())
+    Value::String(s)
 }
 
 fn plain_int(s: &str) -> Option<i64> {
@@ -449,8 +471,10 @@ mod tests {
     fn aliases_count_as_copies_against_the_node_bound() {
         // root map 1, key a 1, [1, 2, 3] 4, key b 1, [*a, *a] 1 + 2 * 4: 16 nodes
         let text = "a: &a [1, 2, 3]\nb: [*a, *a]\n";
-        assert!(build(Path::new("t"), text, 16).is_ok());
-        let e = build(Path::new("t"), text, 15).unwrap_err().to_string();
+        assert!(build(Path::new("t"), text, 16, "entities").is_ok());
+        let e = build(Path::new("t"), text, 15, "entities")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("t:2:9: ") && e.contains("more than 15 nodes"),
             "{e}"

@@ -1,12 +1,11 @@
 //! The `*.pvi.device.yaml` model (spec pvi.md §1): [`Device`], [`Component`] and the widget
 //! and layout enums the layout engine reads, plus pvi's name rules (title case, PascalCase).
 //!
-//! Every object is a tagged union on `type` with unknown keys refused, as pvi's pydantic models
-//! (`extra="forbid"`) do; string fields refuse numbers (serde_yaml is strict like pydantic here).
-//! The YAML mirror and its validation live in `raw`.
+//! In YAML every object is a tagged union on `type` with unknown keys refused, as pvi's pydantic
+//! models (`extra="forbid"`) do, and string fields refuse numbers; `raw` reads a file's YAML into
+//! these types with pvi's defaults and checks.
 
 use indexmap::IndexMap;
-use serde::Deserialize;
 
 /// A whole device file, before parents/includes are resolved.
 #[derive(Debug, Clone)]
@@ -24,13 +23,10 @@ pub enum Node {
 }
 
 /// `Include`: the components of another device file, spliced in place (§1.3).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Include {
     pub file_name: String,
-    #[serde(default)]
     pub in_subscreen: bool,
-    #[serde(default)]
     pub macros: Option<IndexMap<String, String>>,
 }
 
@@ -79,31 +75,16 @@ pub enum Kind {
 }
 
 /// `Group.layout`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub enum Layout {
     Plot {},
-    Row {
-        #[serde(default)]
-        header: Option<Vec<String>>,
-    },
-    Grid {
-        #[serde(default = "yes")]
-        labelled: bool,
-        #[serde(default)]
-        stacked: bool,
-    },
-    SubScreen {
-        #[serde(default = "yes")]
-        labelled: bool,
-        #[serde(default)]
-        stacked: bool,
-    },
+    Row { header: Option<Vec<String>> },
+    Grid { labelled: bool, stacked: bool },
+    SubScreen { labelled: bool, stacked: bool },
 }
 
 /// `TextRead`/`TextWrite` display format.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextFormat {
     Decimal,
     Hexadecimal,
@@ -113,75 +94,53 @@ pub enum TextFormat {
 }
 
 /// Read widgets (§1.5).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub enum ReadWidget {
     TextRead {
-        #[serde(default)]
         lines: Option<i64>,
-        #[serde(default)]
         format: Option<TextFormat>,
-        #[serde(default)]
         precision: Option<i64>,
     },
-    #[serde(rename = "LED")]
     Led {},
     ProgressBar {},
     BitField {
-        #[serde(default)]
         labels: Option<Vec<String>>,
-        #[serde(default = "eight")]
         number_of_bits: i64,
     },
     ArrayTrace {
         axis: String,
-        #[serde(default = "nine_hundred")]
         width: i64,
-        #[serde(default = "five_hundred")]
         height: i64,
     },
     ImageRead {
-        #[serde(default = "nine_hundred")]
         width: i64,
-        #[serde(default = "five_hundred")]
         height: i64,
-        #[serde(default)]
         color_map: u8,
-        #[serde(default)]
         color_bar: bool,
-        #[serde(default)]
         axes: bool,
     },
     TableRead {
-        #[serde(default)]
         widgets: Vec<ReadWidget>,
     },
 }
 
 /// Write widgets (§1.5).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub enum WriteWidget {
     TextWrite {
-        #[serde(default)]
         lines: Option<i64>,
-        #[serde(default)]
         format: Option<TextFormat>,
-        #[serde(default)]
         precision: Option<i64>,
     },
     CheckBox {},
     ToggleButton {},
     ComboBox {
-        #[serde(default)]
         choices: Option<Vec<String>>,
     },
     ButtonPanel {
-        #[serde(default = "go")]
         actions: IndexMap<String, String>,
     },
     TableWrite {
-        #[serde(default)]
         widgets: Vec<WriteWidget>,
     },
     ArrayWrite {
@@ -313,18 +272,6 @@ pub fn enforce_pascal_case(s: &str) -> Option<String> {
     Some(first.to_uppercase().chain(chars).collect())
 }
 
-fn yes() -> bool {
-    true
-}
-fn eight() -> i64 {
-    8
-}
-fn nine_hundred() -> i64 {
-    900
-}
-fn five_hundred() -> i64 {
-    500
-}
 pub(super) fn go() -> IndexMap<String, String> {
     IndexMap::from([("Go".to_owned(), "1".to_owned())])
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use super::device::{Component, Device, Include, Kind, Layout, Node};
-use super::raw::{RawDevice, Validate};
+use super::raw;
 use super::PviError;
 
 /// Read and validate one `*.pvi.device.yaml` (no parents resolved).
@@ -21,82 +21,32 @@ pub fn load(path: &Path) -> Result<Device, PviError> {
             path: path.to_owned(),
         });
     }
-    // the YAML size bound (docs/limits.md); serde_yaml bounds depth and alias replay itself
-    let text = crate::config::read_yaml(path).map_err(|e| match e {
-        crate::config::ConfigError::Read { path, source } => PviError::Read { path, source },
-        other => PviError::Yaml {
-            path: path.to_owned(),
-            message: other.to_string(),
-        },
-    })?;
-    let raw: RawDevice = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &text, e))?;
-    Validate { file: path }.device(raw)
+    let text = crate::config::read_yaml(path).map_err(|e| yaml_error(path, e))?;
+    let (value, at) =
+        crate::config::parse_listed(path, &text, "children").map_err(|e| yaml_error(path, e))?;
+    raw::device(path, value, &at.items)
 }
 
-/// serde loses the key path inside tagged unions, so find the deepest failing object again on
-/// the untyped tree and name its key, keeping serde's line for the enclosing item.
-fn yaml_error(path: &Path, text: &str, e: serde_yaml::Error) -> PviError {
-    let line = e
-        .location()
-        .map(|l| format!(" (line {})", l.line()))
-        .unwrap_or_default();
-    let found = serde_yaml::from_str::<serde_yaml::Value>(text)
-        .ok()
-        .and_then(|v| v.get("children").and_then(|c| locate_nodes(c, "children")));
-    match found {
-        Some((key, message)) => PviError::Invalid {
-            path: path.to_owned(),
-            key: format!("{key}{line}"),
+/// A file that cannot be read or is not YAML within the bounds of docs/limits.md.
+fn yaml_error(path: &Path, e: crate::config::ConfigError) -> PviError {
+    use crate::config::ConfigError;
+    let message = match e {
+        ConfigError::Read { path, source } => return PviError::Read { path, source },
+        ConfigError::Yaml {
+            line: Some(line),
+            column,
             message,
-        },
-        None => PviError::Yaml {
-            path: path.to_owned(),
-            message: e.to_string(),
-        },
-    }
-}
-
-fn locate_nodes(list: &serde_yaml::Value, key: &str) -> Option<(String, String)> {
-    let items = list.as_sequence()?;
-    items
-        .iter()
-        .enumerate()
-        .find_map(|(i, item)| locate_node(item, &format!("{key}[{i}]")))
-}
-
-fn locate_node(item: &serde_yaml::Value, key: &str) -> Option<(String, String)> {
-    use super::device::{Layout, ReadWidget, WriteWidget};
-    fn check<T: serde::de::DeserializeOwned>(
-        v: &serde_yaml::Value,
-        key: String,
-    ) -> Option<(String, String)> {
-        match serde_yaml::from_value::<T>(v.clone()) {
-            Err(e) => Some((key, e.to_string())),
-            Ok(_) => None,
-        }
-    }
-    if let Some(found) = item
-        .get("children")
-        .and_then(|c| locate_nodes(c, &format!("{key}.children")))
-    {
-        return Some(found);
-    }
-    let field = |name: &str| {
-        item.get(name)
-            .filter(|v| !v.is_null())
-            .map(|v| (v, format!("{key}.{name}")))
+            ..
+        } => format!(
+            "{message} at line {line} column {}",
+            column.unwrap_or_default()
+        ),
+        other => other.to_string(),
     };
-    let inner = match (field("read_widget"), field("write_widget"), field("layout")) {
-        (Some((v, k)), _, _) if check::<ReadWidget>(v, k.clone()).is_some() => {
-            check::<ReadWidget>(v, k)
-        }
-        (_, Some((v, k)), _) if check::<WriteWidget>(v, k.clone()).is_some() => {
-            check::<WriteWidget>(v, k)
-        }
-        (_, _, Some((v, k))) => check::<Layout>(v, k),
-        _ => None,
-    };
-    inner.or_else(|| check::<super::raw::RawNode>(item, key.to_owned()))
+    PviError::Yaml {
+        path: path.to_owned(),
+        message,
+    }
 }
 
 /// The device name: the file name up to its first `.`.
