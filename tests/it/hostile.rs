@@ -108,12 +108,12 @@ fn env_set(value: &str) -> String {
 #[test]
 fn hostile_yaml_alias_bomb_is_bounded() {
     let env = TestEnv::new();
-    let mut yaml = String::from("ioc_name: x\ndescription: d\nentities: []\nshared:\n");
-    yaml.push_str("  - &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    let mut bomb = String::from("  - &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..=8 {
         let refs = vec![format!("*a{}", i - 1); 10].join(", ");
-        yaml.push_str(&format!("  - &a{i} [{refs}]\n"));
+        bomb.push_str(&format!("  - &a{i} [{refs}]\n"));
     }
+    let yaml = format!("ioc_name: x\ndescription: d\nentities: []\nshared:\n{bomb}");
     env.write("ioc/config/ioc.yaml", &yaml);
     let out = under_memory_bound(&mut check(&env), MEMORY_BOUND)
         .output()
@@ -128,6 +128,24 @@ fn hostile_yaml_alias_bomb_is_bounded() {
         .output()
         .expect("run check");
     assert_clean_failure(&out, &["epics.ibek.support.yaml:", "more than 5 nodes"]);
+    // and PVI device files
+    let device = env.write(
+        "bomb.pvi.device.yaml",
+        &format!("label: x\nchildren:\n{bomb}"),
+    );
+    let mut pvi = env.iocrun();
+    pvi.arg("pvi").arg(&device).arg("-o").arg(env.root());
+    let out = under_memory_bound(&mut pvi, MEMORY_BOUND)
+        .output()
+        .expect("run pvi");
+    assert_clean_failure(
+        &out,
+        &[
+            "bomb.pvi.device.yaml",
+            "line 8 column 25",
+            "IOCRUN_YAML_MAX_NODES",
+        ],
+    );
 }
 
 /// 20,000 nested block sequences (40 KB) and as many flow brackets overflowed the stack.
