@@ -1,11 +1,13 @@
 //! `wait_list.yaml`: the targets render writes and `iocrun wait` reads (`spec/expand-msi.md` §4.1).
 
+use std::io::ErrorKind;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_yaml::Value;
 
 use super::WaitError;
+use crate::config::ConfigError;
 
 /// The port ibek uses when an address has none (§4.2).
 const DEFAULT_PORT: u16 = 1025;
@@ -44,30 +46,22 @@ pub struct IpTarget {
 
 /// Read and parse the list; `Ok(None)` when the file does not exist.
 pub fn load(path: &Path) -> Result<Option<WaitList>, WaitError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::config::read_yaml(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(WaitError::ReadList {
-                path: path.to_owned(),
-                source,
-            })
+        Err(ConfigError::Read { source, .. }) if source.kind() == ErrorKind::NotFound => {
+            return Ok(None)
         }
+        Err(ConfigError::Read { path, source }) => {
+            return Err(WaitError::ReadList { path, source })
+        }
+        Err(other) => return Err(parse_error(path, other)),
     };
     parse(&text, path).map(Some)
 }
 
 /// Parse the text of a list; `path` is only used in error messages.
 pub fn parse(text: &str, path: &Path) -> Result<WaitList, WaitError> {
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| {
-        let at = e.location();
-        WaitError::ParseList {
-            path: path.to_owned(),
-            line: at.as_ref().map_or(0, |l| l.line()),
-            column: at.as_ref().map_or(0, |l| l.column()),
-            message: e.to_string(),
-        }
-    })?;
+    let doc = crate::config::parse_yaml(path, text).map_err(|e| parse_error(path, e))?;
     let items = match doc {
         // an empty file is an empty list, as in ibek (`yaml.load(...) or []`)
         Value::Null => Vec::new(),
@@ -132,6 +126,25 @@ fn scalar_text(value: Option<&Value>) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// Text that is not YAML, or beyond the YAML bounds of docs/limits.md.
+fn parse_error(path: &Path, e: ConfigError) -> WaitError {
+    let (line, column, message) = match e {
+        ConfigError::Yaml {
+            line,
+            column,
+            message,
+            ..
+        } => (line, column, message),
+        other => (None, None, other.to_string()),
+    };
+    WaitError::ParseList {
+        path: path.to_owned(),
+        line: line.unwrap_or(0),
+        column: column.unwrap_or(0),
+        message,
     }
 }
 
