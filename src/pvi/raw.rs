@@ -108,10 +108,13 @@ pub(super) fn device(
     lines: &[(usize, usize)],
 ) -> Result<Device, PviError> {
     let mut r = Reader { file, line: None };
-    let mut top = r.object(value, "", &["type", "label", "parent", "children"])?;
+    let mut top = r.object(value, At::Root, &["type", "label", "parent", "children"])?;
     if let Some(ty) = top.opt(&r, "type", Reader::string)? {
         if ty != "Device" {
-            return Err(r.err("type", format!("expected 'Device', got '{ty}'")));
+            return Err(r.err(
+                At::Key(&At::Root, "type"),
+                format!("expected 'Device', got '{ty}'"),
+            ));
         }
     }
     let label = top.required(&r, "label", Reader::string)?;
@@ -119,8 +122,7 @@ pub(super) fn device(
     let mut children = Vec::new();
     for (i, item) in top.list(&r, "children")?.into_iter().enumerate() {
         r.line = lines.get(i).map(|p| p.0);
-        let key = format!("children[{i}]");
-        let (ty, mut obj) = r.tagged(item, &key, NODES)?;
+        let (ty, mut obj) = r.tagged(item, At::Index(&At::Key(&At::Root, "children"), i), NODES)?;
         children.push(match ty {
             "Include" => Node::Include(r.include(&mut obj)?),
             _ => Node::Component(r.component(ty, obj)?),
@@ -133,27 +135,38 @@ pub(super) fn device(
     })
 }
 
+/// Where a value sits in the file: a key path, made into text only for an error message.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root => Ok(()),
+            At::Key(At::Root, key) => f.write_str(key),
+            At::Key(parent, key) => write!(f, "{parent}.{key}"),
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
 /// Conversion of one file, with the line of the top-level child being read.
 struct Reader<'a> {
     file: &'a Path,
     line: Option<usize>,
 }
 
-/// A mapping being read as an object: its remaining fields and its key path.
-struct Obj {
-    key: String,
+/// A mapping being read as an object: its remaining fields and where it is.
+struct Obj<'a> {
+    at: At<'a>,
     fields: Vec<(String, Value)>,
 }
 
-impl Obj {
-    fn sub(&self, name: &str) -> String {
-        if self.key.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{}.{name}", self.key)
-        }
-    }
-
+impl Obj<'_> {
     fn take(&mut self, name: &str) -> Option<Value> {
         let at = self.fields.iter().position(|(k, _)| k == name)?;
         Some(self.fields.swap_remove(at).1)
@@ -164,11 +177,11 @@ impl Obj {
         &mut self,
         r: &Reader<'a>,
         name: &str,
-        convert: impl FnOnce(&Reader<'a>, Value, &str) -> Result<T, PviError>,
+        convert: impl FnOnce(&Reader<'a>, Value, At<'_>) -> Result<T, PviError>,
     ) -> Result<Option<T>, PviError> {
         match self.take(name) {
             None => Ok(None),
-            Some(v) => convert(r, v, &self.sub(name)).map(Some),
+            Some(v) => convert(r, v, At::Key(&self.at, name)).map(Some),
         }
     }
 
@@ -177,11 +190,11 @@ impl Obj {
         &mut self,
         r: &Reader<'a>,
         name: &str,
-        convert: impl FnOnce(&Reader<'a>, Value, &str) -> Result<T, PviError>,
+        convert: impl FnOnce(&Reader<'a>, Value, At<'_>) -> Result<T, PviError>,
     ) -> Result<Option<T>, PviError> {
         match self.take(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => convert(r, v, &self.sub(name)).map(Some),
+            Some(v) => convert(r, v, At::Key(&self.at, name)).map(Some),
         }
     }
 
@@ -190,37 +203,37 @@ impl Obj {
         &mut self,
         r: &Reader<'a>,
         name: &str,
-        convert: impl FnOnce(&Reader<'a>, Value, &str) -> Result<T, PviError>,
+        convert: impl FnOnce(&Reader<'a>, Value, At<'_>) -> Result<T, PviError>,
     ) -> Result<T, PviError> {
         match self.get(r, name, convert)? {
             Some(v) => Ok(v),
-            None => Err(r.err(&self.key, format!("missing field `{name}`"))),
+            None => Err(r.err(self.at, format!("missing field `{name}`"))),
         }
     }
 
     /// A list field, empty when missing.
     fn list(&mut self, r: &Reader, name: &str) -> Result<Vec<Value>, PviError> {
-        let items = self.get(r, name, |r, v, key| match v {
+        let items = self.get(r, name, |r, v, at| match v {
             Value::Sequence(items) => Ok(items),
-            other => Err(r.invalid(key, &other, "a list")),
+            other => Err(r.invalid(at, &other, "a list")),
         })?;
         Ok(items.unwrap_or_default())
     }
 }
 
 impl Reader<'_> {
-    /// An error at `key` (a key path; empty for the whole file).
-    fn err(&self, key: &str, message: impl Into<String>) -> PviError {
+    /// An error at `at`.
+    fn err(&self, at: At, message: impl Into<String>) -> PviError {
         let message = message.into();
-        if key.is_empty() {
+        if matches!(at, At::Root) {
             return PviError::Yaml {
                 path: self.file.to_owned(),
                 message,
             };
         }
         let key = match self.line {
-            Some(line) => format!("{key} (line {line})"),
-            None => key.to_owned(),
+            Some(line) => format!("{at} (line {line})"),
+            None => at.to_string(),
         };
         PviError::Invalid {
             path: self.file.to_owned(),
@@ -229,50 +242,50 @@ impl Reader<'_> {
         }
     }
 
-    fn invalid(&self, key: &str, found: &Value, expected: &str) -> PviError {
+    fn invalid(&self, at: At, found: &Value, expected: &str) -> PviError {
         self.err(
-            key,
+            at,
             format!("invalid type: {}, expected {expected}", describe(found)),
         )
     }
 
     /// A mapping whose keys are all in `allowed`.
-    fn object(&self, v: Value, key: &str, allowed: &[&str]) -> Result<Obj, PviError> {
-        let obj = self.fields(v, key, "a mapping")?;
+    fn object<'a>(&self, v: Value, at: At<'a>, allowed: &[&str]) -> Result<Obj<'a>, PviError> {
+        let obj = self.fields(v, at, "a mapping")?;
         self.only(&obj, allowed)?;
         Ok(obj)
     }
 
     /// A member of the tagged union `variants`: its `type` and its other fields.
-    fn tagged(
+    fn tagged<'a>(
         &self,
         v: Value,
-        key: &str,
+        at: At<'a>,
         variants: Variants,
-    ) -> Result<(&'static str, Obj), PviError> {
-        let mut obj = self.fields(v, key, "a mapping with a `type`")?;
+    ) -> Result<(&'static str, Obj<'a>), PviError> {
+        let mut obj = self.fields(v, at, "a mapping with a `type`")?;
         let ty = obj.required(self, "type", Reader::string)?;
         let Some((name, allowed)) = variants.iter().find(|(name, _)| *name == ty) else {
             let names: Vec<&str> = variants.iter().map(|(name, _)| *name).collect();
-            return Err(self.err(key, format!("unknown variant `{ty}`, {}", one_of(&names))));
+            return Err(self.err(at, format!("unknown variant `{ty}`, {}", one_of(&names))));
         };
         self.only(&obj, allowed)?;
         Ok((name, obj))
     }
 
     /// The fields of a mapping, in file order.
-    fn fields(&self, v: Value, key: &str, expected: &str) -> Result<Obj, PviError> {
+    fn fields<'a>(&self, v: Value, at: At<'a>, expected: &str) -> Result<Obj<'a>, PviError> {
         let Value::Mapping(map) = v else {
-            return Err(self.invalid(key, &v, expected));
+            return Err(self.invalid(at, &v, expected));
         };
         let mut obj = Obj {
-            key: key.to_owned(),
+            at,
             fields: Vec::with_capacity(map.len()),
         };
         for (k, v) in map {
             match k {
                 Value::String(name) => obj.fields.push((name, v)),
-                other => return Err(self.invalid(key, &other, "a field name")),
+                other => return Err(self.invalid(at, &other, "a field name")),
             }
         }
         Ok(obj)
@@ -286,53 +299,53 @@ impl Reader<'_> {
             .find(|(k, _)| !allowed.contains(&k.as_str()))
         {
             Some((name, _)) => Err(self.err(
-                &obj.sub(name),
+                At::Key(&obj.at, name),
                 format!("unknown field `{name}`, {}", one_of(allowed)),
             )),
             None => Ok(()),
         }
     }
 
-    fn string(&self, v: Value, key: &str) -> Result<String, PviError> {
+    fn string(&self, v: Value, at: At) -> Result<String, PviError> {
         match v {
             Value::String(s) => Ok(s),
-            other => Err(self.invalid(key, &other, "a string")),
+            other => Err(self.invalid(at, &other, "a string")),
         }
     }
 
-    fn int(&self, v: Value, key: &str) -> Result<i64, PviError> {
+    fn int(&self, v: Value, at: At) -> Result<i64, PviError> {
         match &v {
             Value::Number(n) if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
-            _ => Err(self.invalid(key, &v, "an integer")),
+            _ => Err(self.invalid(at, &v, "an integer")),
         }
     }
 
-    fn boolean(&self, v: Value, key: &str) -> Result<bool, PviError> {
+    fn boolean(&self, v: Value, at: At) -> Result<bool, PviError> {
         match v {
             Value::Bool(b) => Ok(b),
-            other => Err(self.invalid(key, &other, "a boolean")),
+            other => Err(self.invalid(at, &other, "a boolean")),
         }
     }
 
-    fn strings(&self, v: Value, key: &str) -> Result<Vec<String>, PviError> {
+    fn strings(&self, v: Value, at: At) -> Result<Vec<String>, PviError> {
         match v {
             Value::Sequence(items) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, s)| self.string(s, &format!("{key}[{i}]")))
+                .map(|(i, s)| self.string(s, At::Index(&at, i)))
                 .collect(),
-            other => Err(self.invalid(key, &other, "a list of strings")),
+            other => Err(self.invalid(at, &other, "a list of strings")),
         }
     }
 
-    fn string_map(&self, v: Value, key: &str) -> Result<IndexMap<String, String>, PviError> {
+    fn string_map(&self, v: Value, at: At) -> Result<IndexMap<String, String>, PviError> {
         let Value::Mapping(map) = v else {
-            return Err(self.invalid(key, &v, "a mapping of strings"));
+            return Err(self.invalid(at, &v, "a mapping of strings"));
         };
         let mut out = IndexMap::with_capacity(map.len());
         for (k, v) in map {
-            let k = self.string(k, key)?;
-            let v = self.string(v, &format!("{key}.{k}"))?;
+            let k = self.string(k, at)?;
+            let v = self.string(v, At::Key(&at, &k))?;
             out.insert(k, v);
         }
         Ok(out)
@@ -352,7 +365,7 @@ impl Reader<'_> {
     fn component(&self, ty: &str, mut obj: Obj) -> Result<Component, PviError> {
         if ty == "Include" {
             return Err(self.err(
-                &obj.key,
+                obj.at,
                 "an Include is only allowed among the device's children",
             ));
         }
@@ -367,9 +380,10 @@ impl Reader<'_> {
             "Group" => {
                 let layout = obj.required(self, "layout", Reader::layout)?;
                 let mut children = Vec::new();
-                for (i, item) in obj.list(self, "children")?.into_iter().enumerate() {
-                    let key = format!("{}.children[{i}]", obj.key);
-                    let (ty, child) = self.tagged(item, &key, NODES)?;
+                let items = obj.list(self, "children")?;
+                let list = At::Key(&obj.at, "children");
+                for (i, item) in items.into_iter().enumerate() {
+                    let (ty, child) = self.tagged(item, At::Index(&list, i), NODES)?;
                     children.push(self.component(ty, child)?);
                 }
                 Kind::Group { layout, children }
@@ -418,7 +432,7 @@ impl Reader<'_> {
                     write_widget(&mut obj, || WriteWidget::ButtonPanel { actions: go() })?;
                 if !matches!(write_widget, WriteWidget::ButtonPanel { .. }) {
                     return Err(self.err(
-                        &obj.sub("write_widget"),
+                        At::Key(&obj.at, "write_widget"),
                         "SignalX write_widget must be ButtonPanel",
                     ));
                 }
@@ -440,7 +454,7 @@ impl Reader<'_> {
         };
         if !is_pascal(&name) {
             return Err(self.err(
-                &obj.sub("name"),
+                At::Key(&obj.at, "name"),
                 format!("'{name}' is not PascalCase (^([A-Z][a-z0-9]*)*$)"),
             ));
         }
@@ -452,8 +466,8 @@ impl Reader<'_> {
         })
     }
 
-    fn layout(&self, v: Value, key: &str) -> Result<Layout, PviError> {
-        let (ty, mut obj) = self.tagged(v, key, LAYOUTS)?;
+    fn layout(&self, v: Value, at: At) -> Result<Layout, PviError> {
+        let (ty, mut obj) = self.tagged(v, at, LAYOUTS)?;
         let layout = match ty {
             "Plot" => Layout::Plot {},
             "Row" => Layout::Row {
@@ -473,15 +487,15 @@ impl Reader<'_> {
     }
 
     /// A `read_widget` that may be null (no read widget).
-    fn opt_read_widget(&self, v: Value, key: &str) -> Result<Option<ReadWidget>, PviError> {
+    fn opt_read_widget(&self, v: Value, at: At) -> Result<Option<ReadWidget>, PviError> {
         match v {
             Value::Null => Ok(None),
-            v => self.read_widget(v, key).map(Some),
+            v => self.read_widget(v, at).map(Some),
         }
     }
 
-    fn read_widget(&self, v: Value, key: &str) -> Result<ReadWidget, PviError> {
-        let (ty, mut obj) = self.tagged(v, key, READ_WIDGETS)?;
+    fn read_widget(&self, v: Value, at: At) -> Result<ReadWidget, PviError> {
+        let (ty, mut obj) = self.tagged(v, at, READ_WIDGETS)?;
         let widget = match ty {
             "TextRead" => {
                 let (lines, format, precision) = self.text_fields(&mut obj)?;
@@ -497,7 +511,9 @@ impl Reader<'_> {
                 let labels = obj.opt(self, "labels", Reader::strings)?;
                 let number_of_bits = obj.get(self, "number_of_bits", Reader::int)?.unwrap_or(8);
                 if number_of_bits <= 0 {
-                    return Err(self.err(&obj.sub("number_of_bits"), "must be greater than 0"));
+                    return Err(
+                        self.err(At::Key(&obj.at, "number_of_bits"), "must be greater than 0")
+                    );
                 }
                 ReadWidget::BitField {
                     labels,
@@ -515,7 +531,10 @@ impl Reader<'_> {
                     .ok()
                     .filter(|c| *c <= 1)
                     .ok_or_else(|| {
-                        self.err(&obj.sub("color_map"), "must be 0 (GRAY) or 1 (COLOR)")
+                        self.err(
+                            At::Key(&obj.at, "color_map"),
+                            "must be 0 (GRAY) or 1 (COLOR)",
+                        )
                     })?;
                 ReadWidget::ImageRead {
                     width: obj.get(self, "width", Reader::int)?.unwrap_or(900),
@@ -534,8 +553,8 @@ impl Reader<'_> {
         Ok(widget)
     }
 
-    fn write_widget(&self, v: Value, key: &str) -> Result<WriteWidget, PviError> {
-        let (ty, mut obj) = self.tagged(v, key, WRITE_WIDGETS)?;
+    fn write_widget(&self, v: Value, at: At) -> Result<WriteWidget, PviError> {
+        let (ty, mut obj) = self.tagged(v, at, WRITE_WIDGETS)?;
         let widget = match ty {
             "TextWrite" => {
                 let (lines, format, precision) = self.text_fields(&mut obj)?;
@@ -556,7 +575,7 @@ impl Reader<'_> {
                     .unwrap_or_else(go);
                 if let Some(bad) = actions.keys().find(|k| !is_pascal(k)) {
                     return Err(self.err(
-                        &obj.sub("actions"),
+                        At::Key(&obj.at, "actions"),
                         format!("action '{bad}' is not PascalCase"),
                     ));
                 }
@@ -576,20 +595,21 @@ impl Reader<'_> {
     fn widgets<T>(
         &self,
         obj: &mut Obj,
-        convert: fn(&Self, Value, &str) -> Result<T, PviError>,
+        convert: fn(&Self, Value, At) -> Result<T, PviError>,
     ) -> Result<Vec<T>, PviError> {
-        let key = obj.sub("widgets");
-        obj.list(self, "widgets")?
+        let items = obj.list(self, "widgets")?;
+        let list = At::Key(&obj.at, "widgets");
+        items
             .into_iter()
             .enumerate()
-            .map(|(i, w)| convert(self, w, &format!("{key}[{i}]")))
+            .map(|(i, w)| convert(self, w, At::Index(&list, i)))
             .collect()
     }
 
     /// `lines`, `format` and `precision` of a TextRead/TextWrite.
     fn text_fields(&self, obj: &mut Obj) -> Result<TextFields, PviError> {
         let lines = obj.opt(self, "lines", Reader::int)?;
-        let format = obj.opt(self, "format", |r, v, key| {
+        let format = obj.opt(self, "format", |r, v, at| {
             const NAMES: [&str; 5] = [
                 "decimal",
                 "hexadecimal",
@@ -597,16 +617,14 @@ impl Reader<'_> {
                 "exponential",
                 "string",
             ];
-            let name = r.string(v, key)?;
+            let name = r.string(v, at)?;
             Ok(match name.as_str() {
                 "decimal" => TextFormat::Decimal,
                 "hexadecimal" => TextFormat::Hexadecimal,
                 "engineer" => TextFormat::Engineer,
                 "exponential" => TextFormat::Exponential,
                 "string" => TextFormat::String,
-                _ => {
-                    return Err(r.err(key, format!("unknown variant `{name}`, {}", one_of(&NAMES))))
-                }
+                _ => return Err(r.err(at, format!("unknown variant `{name}`, {}", one_of(&NAMES)))),
             })
         })?;
         let precision = obj.opt(self, "precision", Reader::int)?;
