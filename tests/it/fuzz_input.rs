@@ -263,3 +263,72 @@ fn mutated_templates_never_panic() {
         })
     });
 }
+
+/// Fragments that reach the pvi device reader's checks: other types, nulls, bad numbers.
+const PVI_TOKENS: &[&str] = &[
+    "type: Group",
+    "type: SignalR",
+    "type: SignalRW",
+    "type: SignalX",
+    "type: Include",
+    "type: DeviceRef",
+    "type: Device",
+    "{type: BitField, number_of_bits: ",
+    "{type: ImageRead, color_map: ",
+    "{type: ButtonPanel, actions: {",
+    "{type: ArrayWrite, widget: ",
+    "{type: TableRead, widgets: [",
+    "layout: {type: Row, header: [",
+    "children: ",
+    "read_pv: ",
+    "name: ",
+    "null",
+    "-1",
+    "300",
+    "1.5",
+    "true",
+    "lowerCase",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "\n  - ",
+    "\n    ",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ": ",
+    "'",
+];
+
+/// The 53 ibek-support device files, mutated, through the pvi device reader and the template
+/// and screen formatting of what it accepts.
+#[test]
+fn mutated_pvi_device_files_never_panic() {
+    let Some(shared) = util::shared_dir() else {
+        return;
+    };
+    let defs = shared.join("conformance/pvi/defs");
+    let mut seeds = Vec::new();
+    for f in std::fs::read_dir(&defs).expect("pvi defs").flatten() {
+        if f.file_name()
+            .to_string_lossy()
+            .ends_with(".pvi.device.yaml")
+        {
+            seeds.push(std::fs::read_to_string(f.path()).expect("device file"));
+        }
+    }
+    seeds.sort();
+    let dir = tempfile::tempdir().expect("scratch");
+    let device = dir.path().join("Fuzz.pvi.device.yaml");
+    run_mutations("pvi", &seeds, PVI_TOKENS, 0x9e_2026, |text| {
+        std::fs::write(&device, text).expect("write device");
+        let Ok(d) = iocrun::pvi::load(&device) else {
+            return false;
+        };
+        let template = iocrun::pvi::format_template(&d, "$(P)");
+        let screens = iocrun::pvi::format_screens(&d, "Fuzz");
+        template.is_ok() && screens.is_ok()
+    });
+}
