@@ -731,6 +731,30 @@ mod tests {
     }
 
     #[test]
+    fn anchors_and_merge_keys_read_as_in_pvi() {
+        // ruamel, which pvi loads with, resolves `<<`; the merged keys are checked like others
+        let d = read(
+            "label: D\nchildren:\n  - &a {type: SignalR, name: A, read_pv: X}\n  - {<<: *a, name: B}\n",
+        )
+        .unwrap();
+        let names: Vec<_> = d
+            .children
+            .iter()
+            .map(|n| match n {
+                Node::Component(c) => (c.name.as_str(), c.read().map(|(pv, _)| pv)),
+                Node::Include(_) => panic!("include"),
+            })
+            .collect();
+        assert_eq!(names, [("A", Some("X")), ("B", Some("X"))]);
+        let e = read("label: D\nchildren:\n  - &a {type: SignalR, name: A, read_pv: X}\n  - {<<: *a, colour: red}\n")
+            .unwrap_err();
+        assert!(
+            e.contains("at children[1].colour (line 4): unknown field"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_path_and_the_line() {
         for (text, expected) in [
             (
