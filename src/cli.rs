@@ -90,11 +90,10 @@ fn is_verbose_flag(arg: &str) -> bool {
         || (arg.len() > 1 && arg.starts_with('-') && arg[1..].bytes().all(|b| b == b'v'))
 }
 
+/// Whether `word` names a subcommand, answered from the derived names without building the
+/// clap command (which the parse that follows builds anyway).
 fn is_subcommand(word: &str) -> bool {
-    use clap::CommandFactory;
-    Cli::command()
-        .get_subcommands()
-        .any(|s| s.get_name() == word || s.get_all_aliases().any(|a| a == word))
+    <Command as clap::Subcommand>::has_subcommand(word)
 }
 
 /// One variant per subcommand of the contract table.
@@ -522,6 +521,18 @@ mod tests {
         let start = start_args(&["iocrun"]);
         assert!(start.command.is_empty());
         assert_eq!(start.restart(), Restart::Always);
+    }
+
+    #[test]
+    fn every_subcommand_and_alias_passes_through() {
+        use clap::CommandFactory;
+        for sub in Cli::command().get_subcommands() {
+            for word in std::iter::once(sub.get_name()).chain(sub.get_all_aliases()) {
+                assert!(is_subcommand(word), "{word} is a subcommand");
+            }
+        }
+        assert!(!is_subcommand("bash"));
+        assert!(!is_subcommand("Generate"));
     }
 
     #[test]
