@@ -74,11 +74,11 @@ fn add_database(
     let mut expanded: IndexMap<String, Option<String>> = IndexMap::new();
     for (arg, value) in args {
         if arg.contains('*') || arg.contains('?') {
-            let re = regex::Regex::new(&format!("^(?:{arg})")).map_err(|err| {
+            let pattern = ArgPattern::new(arg).map_err(|err| {
                 format!("database '{file}' arg '{arg}' is not a valid regex: {err}")
             })?;
             for name in fields.keys() {
-                if re.is_match(name) {
+                if pattern.matches(name) {
                     expanded.insert(name.clone(), value.clone());
                 }
             }
@@ -130,6 +130,35 @@ fn add_database(
     Ok(())
 }
 
+/// A database arg key with `*` or `?`: a regex matched against the start of each field name
+/// (Python's `re.match`). The usual forms, `.*` (every field) and `PREFIX.*` with a plain
+/// prefix, are matched by hand; anything else is compiled as a regex.
+enum ArgPattern {
+    Prefix(String),
+    Regex(regex::Regex),
+}
+
+impl ArgPattern {
+    fn new(arg: &str) -> Result<ArgPattern, regex::Error> {
+        if let Some(prefix) = arg.strip_suffix(".*") {
+            if prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Ok(ArgPattern::Prefix(prefix.to_owned()));
+            }
+        }
+        regex::Regex::new(&format!("^(?:{arg})")).map(ArgPattern::Regex)
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            ArgPattern::Prefix(prefix) => name.starts_with(prefix.as_str()),
+            ArgPattern::Regex(re) => re.is_match(name),
+        }
+    }
+}
+
 /// `RenderDb.align_columns`: quote, add `, ` to all but the last column, pad every column
 /// (widths in code points).
 fn align(t: &Template) -> Vec<String> {
@@ -165,4 +194,38 @@ fn align(t: &Template) -> Vec<String> {
                 .collect::<String>()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ArgPattern;
+
+    fn matching(arg: &str, names: &[&str]) -> Vec<String> {
+        let p = ArgPattern::new(arg).expect("valid pattern");
+        names
+            .iter()
+            .filter(|n| p.matches(n))
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn arg_patterns_match_the_start_of_field_names_as_re_match_does() {
+        let names = [
+            "type",
+            "name",
+            "P",
+            "PORT",
+            "nam",
+            "fname",
+            "entity_enabled",
+        ];
+        assert_eq!(matching(".*", &names), names);
+        assert_eq!(matching("P.*", &names), ["P", "PORT"]);
+        assert_eq!(matching("nam?", &names), ["name", "nam"]);
+        assert_eq!(matching("^f.*", &names), ["fname"]);
+        assert_eq!(matching("e.*d$", &names), ["entity_enabled"]);
+        assert_eq!(matching("(P|n).*", &names), ["name", "P", "PORT", "nam"]);
+        assert!(ArgPattern::new("(*").is_err());
+    }
 }
