@@ -7,12 +7,13 @@
 //! One deliberate fix (docs/compat.md): the write-button's widget-level `<pv_name>` gets the
 //! real PV instead of pvi 0.14.4's literal `SignalX`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::device::{ReadWidget, TextFormat, WriteWidget};
 use super::widget::{Bounds, PvWidget, Screen, Widget};
-use super::xml::{self, Element, Insert, Snippet};
+use super::xml::{self, Element, Insert, Snippet, Text};
 use super::PviError;
 
 /// pvi 0.14.4's `dls.bob` (used widgets only), whitespace preserved.
@@ -56,34 +57,41 @@ fn template(name: &str) -> Result<&'static Snippet, PviError> {
 
 /// The texts to replace in one widget: pvi's `BobTemplate.set` replaces the text of the first
 /// element of a tag in document order, and an empty value leaves the template's.
-struct Texts<'s> {
+struct Texts<'s, 'v> {
     snippet: &'s Snippet,
-    set: Vec<(usize, String)>,
+    set: Vec<(usize, Text<'v>)>,
 }
 
-impl<'s> Texts<'s> {
-    fn new(snippet: &'s Snippet) -> Texts<'s> {
+impl<'s, 'v> Texts<'s, 'v> {
+    fn new(snippet: &'s Snippet) -> Texts<'s, 'v> {
         Texts {
             snippet,
             set: Vec::with_capacity(8),
         }
     }
 
-    fn set(&mut self, tag: &str, value: &str) {
+    fn set(&mut self, tag: &str, value: impl Into<Cow<'v, str>>) {
+        let value = value.into();
         if value.is_empty() {
             return;
         }
         if let Some(n) = self.snippet.first(tag) {
-            self.set.push((n, value.to_owned()));
+            self.set.push((n, Text::Str(value)));
+        }
+    }
+
+    fn set_int(&mut self, tag: &str, value: i64) {
+        if let Some(n) = self.snippet.first(tag) {
+            self.set.push((n, Text::Int(value)));
         }
     }
 
     fn bounds(&mut self, b: &Bounds, height: bool) {
-        self.set("x", &b.x.to_string());
-        self.set("y", &b.y.to_string());
-        self.set("width", &b.w.to_string());
+        self.set_int("x", b.x);
+        self.set_int("y", b.y);
+        self.set_int("width", b.w);
         if height {
-            self.set("height", &b.h.to_string());
+            self.set_int("height", b.h);
         }
     }
 
@@ -94,8 +102,7 @@ impl<'s> Texts<'s> {
         depth: Option<usize>,
         insert: Option<Insert<'_, PviError>>,
     ) -> Result<(), PviError> {
-        let texts: Vec<(usize, &str)> = self.set.iter().map(|(n, t)| (*n, t.as_str())).collect();
-        self.snippet.write_child(out, depth, &texts, insert)
+        self.snippet.write_child(out, depth, &self.set, insert)
     }
 
     /// Write as the document's root element.
@@ -104,8 +111,7 @@ impl<'s> Texts<'s> {
         out: &mut String,
         insert: Option<Insert<'_, PviError>>,
     ) -> Result<(), PviError> {
-        let texts: Vec<(usize, &str)> = self.set.iter().map(|(n, t)| (*n, t.as_str())).collect();
-        self.snippet.write_root(out, &texts, insert)
+        self.snippet.write_root(out, &self.set, insert)
     }
 
     /// Write the widget with extra elements appended to it.
@@ -140,7 +146,9 @@ pub fn format_screen(screen: &Screen) -> Result<String, PviError> {
     display.bounds(&screen.bounds, true);
     // the display's own <name> is set directly, so an empty title prints <name></name>
     if let Some(n) = t.display.first("name") {
-        display.set.push((n, screen.title.clone()));
+        display
+            .set
+            .push((n, Text::Str(Cow::Borrowed(&screen.title))));
     }
     let (px, py) = screen.padding();
     let mut items = |out: &mut String, depth: Option<usize>| -> Result<(), PviError> {
@@ -153,7 +161,7 @@ pub fn format_screen(screen: &Screen) -> Result<String, PviError> {
                 h: 25,
             };
             title.bounds(&b, true);
-            title.set("text", &screen.title);
+            title.set("text", screen.title.as_str());
             title.write(out, depth, None)?;
         }
         for child in &screen.children {
@@ -193,14 +201,14 @@ fn format_widget(
         Widget::Label { b, text, tooltip } => {
             let mut el = Texts::new(template("Label")?);
             el.bounds(&moved(b), true);
-            el.set("text", text);
-            el.set("tooltip", tooltip);
+            el.set("text", text.as_str());
+            el.set("tooltip", tooltip.as_str());
             el.write(out, depth, None)
         }
         Widget::Heading { b, text } => {
             let mut el = Texts::new(template("Heading")?);
             el.bounds(&moved(b), true);
-            el.set("text", text);
+            el.set("text", text.as_str());
             el.write(out, depth, None)
         }
         Widget::Action {
@@ -212,15 +220,15 @@ fn format_widget(
             let snippet = template("WritePV")?;
             let mut el = Texts::new(snippet);
             el.bounds(&moved(b), true);
-            el.set("text", label);
+            el.set("text", label.as_str());
             // the first <pv_name> in document order is the action's (§2.6)
-            el.set("pv_name", pv);
-            el.set("value", value);
-            el.set("tooltip", &format!("{pv} = {value}\n$(pv_value)"));
+            el.set("pv_name", pv.as_str());
+            el.set("value", value.as_str());
+            el.set("tooltip", format!("{pv} = {value}\n$(pv_value)"));
             // iocrun fix (docs/compat.md): the widget's own <pv_name> gets the PV too
             if let Some(own) = snippet.child(0, "pv_name") {
                 if !pv.is_empty() {
-                    el.set.push((own, pv.clone()));
+                    el.set.push((own, Text::Str(Cow::Borrowed(pv))));
                 }
             }
             el.write(out, depth, None)
@@ -235,12 +243,13 @@ fn format_widget(
             let snippet = template("OpenDisplay")?;
             let mut el = Texts::new(snippet);
             el.bounds(&moved(b), true);
-            let mut file = file_name.clone();
-            if !file.ends_with(".bob") {
-                file.push_str(".bob");
-            }
-            el.set("file", &file);
-            el.set("text", label);
+            let file = if file_name.ends_with(".bob") {
+                Cow::Borrowed(file_name.as_str())
+            } else {
+                Cow::Owned(format!("{file_name}.bob"))
+            };
+            el.set("file", file);
+            el.set("text", label.as_str());
             let action = snippet.first("action").filter(|_| !macros.is_empty());
             let Some(action) = action else {
                 return el.write(out, depth, None);
@@ -264,7 +273,7 @@ fn format_widget(
             let snippet = template("Group")?;
             let mut el = Texts::new(snippet);
             el.bounds(&moved(b), true);
-            el.set("name", title);
+            el.set("name", title.as_str());
             let mut add = |out: &mut String, d: Option<usize>| {
                 for c in children {
                     format_widget(c, (0, 0), out, d)?;
@@ -337,11 +346,11 @@ fn format_pv(
         PvWidget::Read(ReadWidget::TableRead { .. })
         | PvWidget::Write(WriteWidget::TableWrite { .. }) => {
             let pv = if pv.starts_with("pva://") {
-                pv.to_owned()
+                Cow::Borrowed(pv)
             } else {
-                format!("pva://{pv}")
+                Cow::Owned(format!("pva://{pv}"))
             };
-            el.set("pv_name", &pv);
+            el.set("pv_name", pv);
         }
         _ => el.set("pv_name", pv),
     }

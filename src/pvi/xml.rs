@@ -125,44 +125,110 @@ fn push_indent(out: &mut String, depth: usize) {
 }
 
 /// libxml2's escaping: `&<>` (and `"`, newline, tab in attributes), `\r` as `&#13;`, and
-/// anything beyond ASCII as a decimal character reference. Runs of plain characters are copied
-/// at once.
+/// anything beyond ASCII as a decimal character reference. Text without any of those is copied
+/// at once; otherwise runs of plain bytes are.
 pub fn escape(text: &str, out: &mut String, attr: bool) {
+    let special = |b: u8| {
+        matches!(b, b'&' | b'<' | b'>' | b'\r')
+            || b > 0x7f
+            || (attr && matches!(b, b'"' | b'\n' | b'\t'))
+    };
+    let bytes = text.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| special(b)) else {
+        out.push_str(text);
+        return;
+    };
     let mut plain = 0;
-    for (i, c) in text.char_indices() {
-        let rep: &str = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '\r' => "&#13;",
-            '"' if attr => "&quot;",
-            '\n' if attr => "&#10;",
-            '\t' if attr => "&#9;",
-            c if (c as u32) > 0x7f => "",
-            _ => continue,
-        };
-        out.push_str(&text[plain..i]);
-        if rep.is_empty() {
-            use std::fmt::Write;
-            let _ = write!(out, "&#{};", c as u32);
-        } else {
-            out.push_str(rep);
+    let mut i = first;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !special(b) {
+            i += 1;
+            continue;
         }
-        plain = i + c.len_utf8();
+        out.push_str(&text[plain..i]);
+        let len = match b {
+            b'&' => push(out, "&amp;"),
+            b'<' => push(out, "&lt;"),
+            b'>' => push(out, "&gt;"),
+            b'\r' => push(out, "&#13;"),
+            b'"' => push(out, "&quot;"),
+            b'\n' => push(out, "&#10;"),
+            b'\t' => push(out, "&#9;"),
+            _ => {
+                // a multi-byte character: `i` is at its first byte (plain runs end at boundaries)
+                let c = text[i..]
+                    .chars()
+                    .next()
+                    .unwrap_or(char::REPLACEMENT_CHARACTER);
+                out.push_str("&#");
+                push_int(out, i64::from(u32::from(c)));
+                out.push(';');
+                c.len_utf8()
+            }
+        };
+        i += len;
+        plain = i;
     }
     out.push_str(&text[plain..]);
 }
 
+/// Push a one-byte character's replacement; returns the byte length replaced (1).
+fn push(out: &mut String, rep: &str) -> usize {
+    out.push_str(rep);
+    1
+}
+
+/// Push a number in decimal without going through `fmt`.
+pub fn push_int(out: &mut String, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    // only ASCII digits were written
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+}
+
+/// A replacement text for one element of a [`Snippet`]: text (escaped when written) or a
+/// number.
+#[derive(Debug, Clone)]
+pub enum Text<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    Int(i64),
+}
+
+impl Text<'_> {
+    fn write(&self, out: &mut String) {
+        match self {
+            Text::Str(s) => escape(s, out, false),
+            Text::Int(n) => push_int(out, *n),
+        }
+    }
+}
+
 /// An element prepared once to be written many times with a few texts changed and children
 /// added (a widget snippet of the DLS template): its elements are numbered in document order,
-/// with their start tags pre-rendered and texts pre-escaped, so writing a widget copies
-/// strings instead of cloning and patching a tree.
+/// with their start tags pre-rendered and texts pre-escaped. For each combination of depth,
+/// replaced elements and insertion point that is written, the fixed bytes are laid out once
+/// into a [`Plan`]; writing a widget then copies a few long runs and the replaced texts.
 #[derive(Debug)]
 pub struct Snippet {
     /// In document order; 0 is the root.
     nodes: Vec<SnippetNode>,
     /// The first element of each tag name, in document order (lxml `iter(tag)` → first).
-    first: std::collections::HashMap<String, usize>,
+    first: std::collections::HashMap<String, usize, foldhash::fast::FixedState>,
+    /// The plans made so far (a handful per snippet), shared with running writes.
+    plans: std::sync::Mutex<Vec<(PlanKey, std::sync::Arc<Plan>)>>,
 }
 
 #[derive(Debug)]
@@ -175,7 +241,56 @@ struct SnippetNode {
     children: Vec<usize>,
 }
 
-/// Where [`Snippet::write`] adds children: after the first `after` children of element `at`.
+/// What a plan depends on: the root's depth, which elements get a replaced text (bit n for
+/// element n), and where children are inserted (element, after how many of its children).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PlanKey {
+    depth: Option<usize>,
+    set: u64,
+    insert: Option<(usize, usize)>,
+}
+
+/// A snippet laid out for one [`PlanKey`]: fixed text with the places of the replaced texts
+/// and of the inserted children.
+#[derive(Debug, Default)]
+struct Plan {
+    fixed: String,
+    steps: Vec<Step>,
+    /// How much of `fixed` the steps already cover.
+    covered: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Copy the fixed text up to this byte offset.
+    Fixed(usize),
+    /// Write the replaced text of this element.
+    Text(usize),
+    /// Call the insertion, giving it the parent's depth.
+    Insert(Option<usize>),
+}
+
+impl Plan {
+    fn push(&mut self, s: &str) {
+        self.fixed.push_str(s);
+    }
+
+    /// Add a step after the fixed text pushed so far.
+    fn step(&mut self, step: Step) {
+        self.cover();
+        self.steps.push(step);
+    }
+
+    fn cover(&mut self) {
+        if self.fixed.len() > self.covered {
+            self.covered = self.fixed.len();
+            self.steps.push(Step::Fixed(self.covered));
+        }
+    }
+}
+
+/// Where [`Snippet::write_child`] adds children: after the first `after` children of element
+/// `at`.
 pub struct Insert<'a, E> {
     pub at: usize,
     pub after: usize,
@@ -191,7 +306,8 @@ impl Snippet {
     pub fn new(root: &Element) -> Snippet {
         let mut s = Snippet {
             nodes: Vec::new(),
-            first: std::collections::HashMap::new(),
+            first: Default::default(),
+            plans: Default::default(),
         };
         s.add(root);
         s
@@ -250,82 +366,136 @@ impl Snippet {
     }
 
     /// Write the snippet at `depth` as [`Element::write_child`] would write the element with
-    /// the text of each element `(n, text)` in `texts` replaced and `insert`'s children added.
+    /// the text of each element `(n, text)` in `texts` replaced (the last one for an element
+    /// named twice) and `insert`'s children added.
     pub fn write_child<E>(
         &self,
         out: &mut String,
         parent_depth: Option<usize>,
-        texts: &[(usize, &str)],
+        texts: &[(usize, Text<'_>)],
         insert: Option<Insert<'_, E>>,
     ) -> Result<(), E> {
         let depth = child_break(out, parent_depth);
-        let mut insert = insert;
-        self.write_node(0, out, depth, texts, &mut insert)
+        self.write_at(out, depth, texts, insert)
     }
 
     /// Write the snippet as a document's root element (depth 0), as [`Self::write_child`].
     pub fn write_root<E>(
         &self,
         out: &mut String,
-        texts: &[(usize, &str)],
+        texts: &[(usize, Text<'_>)],
         insert: Option<Insert<'_, E>>,
     ) -> Result<(), E> {
-        let mut insert = insert;
-        self.write_node(0, out, Some(0), texts, &mut insert)
+        self.write_at(out, Some(0), texts, insert)
     }
 
-    fn write_node<E>(
+    fn write_at<E>(
         &self,
-        i: usize,
         out: &mut String,
         depth: Option<usize>,
-        texts: &[(usize, &str)],
-        insert: &mut Option<Insert<'_, E>>,
+        texts: &[(usize, Text<'_>)],
+        mut insert: Option<Insert<'_, E>>,
     ) -> Result<(), E> {
-        let node = &self.nodes[i];
-        let set = texts.iter().rev().find(|(n, _)| *n == i).map(|(_, t)| *t);
-        let inserting = insert.as_ref().is_some_and(|ins| ins.at == i);
-        out.push_str(&node.start);
-        if node.text.is_none() && set.is_none() && node.children.is_empty() && !inserting {
-            out.push_str("/>");
-            return Ok(());
-        }
-        out.push('>');
-        let child_depth = match (set, &node.text) {
-            (Some(text), _) => {
-                escape(text, out, false);
-                None
-            }
-            (None, Some(text)) => {
-                out.push_str(text);
-                None
-            }
-            (None, None) => depth,
-        };
-        let mut written = 0;
-        for &c in &node.children {
-            if inserting && written == insert.as_ref().map_or(0, |ins| ins.after) {
-                if let Some(ins) = insert.as_mut() {
-                    (ins.write)(out, child_depth)?;
+        let plan = self.plan(depth, texts, insert.as_ref().map(|i| (i.at, i.after)));
+        let mut copied = 0;
+        for step in &plan.steps {
+            match *step {
+                Step::Fixed(end) => {
+                    out.push_str(&plan.fixed[copied..end]);
+                    copied = end;
+                }
+                Step::Text(n) => {
+                    if let Some((_, text)) = texts.iter().rev().find(|(m, _)| *m == n) {
+                        text.write(out);
+                    }
+                }
+                Step::Insert(d) => {
+                    if let Some(ins) = insert.take() {
+                        (ins.write)(out, d)?;
+                    }
                 }
             }
-            let d = child_break(out, child_depth);
-            self.write_node(c, out, d, texts, insert)?;
-            written += 1;
         }
-        if inserting && written <= insert.as_ref().map_or(0, |ins| ins.after) {
-            if let Some(ins) = insert.as_mut() {
-                (ins.write)(out, child_depth)?;
+        Ok(())
+    }
+
+    /// The plan for writing at `depth` with `texts` and `insert`: a cached one, or a new one
+    /// (cached when the snippet has at most 64 elements).
+    fn plan(
+        &self,
+        depth: Option<usize>,
+        texts: &[(usize, Text<'_>)],
+        insert: Option<(usize, usize)>,
+    ) -> std::sync::Arc<Plan> {
+        let is_set = |n: usize| texts.iter().any(|(m, _)| *m == n);
+        let cacheable = self.nodes.len() <= 64;
+        let set = if cacheable {
+            texts.iter().fold(0u64, |acc, (n, _)| acc | (1 << n))
+        } else {
+            0
+        };
+        let key = PlanKey { depth, set, insert };
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if cacheable {
+            if let Some((_, plan)) = plans.iter().find(|(k, _)| *k == key) {
+                return plan.clone();
             }
         }
-        if let (None, None, Some(d)) = (set, &node.text, depth) {
-            out.push('\n');
-            push_indent(out, d);
+        let mut plan = Plan::default();
+        self.plan_node(0, depth, &is_set, insert, &mut plan);
+        plan.cover();
+        let plan = std::sync::Arc::new(plan);
+        if cacheable {
+            plans.push((key, plan.clone()));
         }
-        out.push_str("</");
-        out.push_str(&node.tag);
-        out.push('>');
-        Ok(())
+        plan
+    }
+
+    fn plan_node(
+        &self,
+        i: usize,
+        depth: Option<usize>,
+        is_set: &dyn Fn(usize) -> bool,
+        insert: Option<(usize, usize)>,
+        plan: &mut Plan,
+    ) {
+        let node = &self.nodes[i];
+        let set = is_set(i);
+        let after = insert.filter(|(at, _)| *at == i).map(|(_, after)| after);
+        plan.push(&node.start);
+        if node.text.is_none() && !set && node.children.is_empty() && after.is_none() {
+            plan.push("/>");
+            return;
+        }
+        plan.push(">");
+        let child_depth = match (set, &node.text) {
+            (true, _) => {
+                plan.step(Step::Text(i));
+                None
+            }
+            (false, Some(text)) => {
+                plan.push(text);
+                None
+            }
+            (false, None) => depth,
+        };
+        for (written, &c) in node.children.iter().enumerate() {
+            if after == Some(written) {
+                plan.step(Step::Insert(child_depth));
+            }
+            let d = child_break(&mut plan.fixed, child_depth);
+            self.plan_node(c, d, is_set, insert, plan);
+        }
+        if after.is_some_and(|a| a >= node.children.len()) {
+            plan.step(Step::Insert(child_depth));
+        }
+        if let (false, None, Some(d)) = (set, &node.text, depth) {
+            plan.push("\n");
+            push_indent(&mut plan.fixed, d);
+        }
+        plan.push("</");
+        plan.push(&node.tag);
+        plan.push(">");
     }
 }
 
@@ -459,5 +629,64 @@ mod tests {
             "<name>Edge &amp; &lt;Test&gt; \"Dev\" &#10697;</name>\n"
         );
         assert_eq!(Element::with_text("t", "").to_pretty_string(), "<t></t>\n");
+    }
+
+    #[test]
+    fn escapes_attributes_and_numbers() {
+        let mut out = String::new();
+        escape("a\"b\n\tc\r<é>", &mut out, true);
+        assert_eq!(out, "a&quot;b&#10;&#9;c&#13;&lt;&#233;&gt;");
+        out.clear();
+        escape("plain \"text\"\n", &mut out, false);
+        assert_eq!(out, "plain \"text\"\n");
+        out.clear();
+        for n in [0, 7, -12, i64::MIN, i64::MAX] {
+            push_int(&mut out, n);
+            out.push(' ');
+        }
+        assert_eq!(out, format!("0 7 -12 {} {} ", i64::MIN, i64::MAX));
+    }
+
+    /// A snippet written with replaced texts and inserted children prints as the patched tree
+    /// would, the same on every write (the plans are reused).
+    #[test]
+    fn snippet_writes_as_the_patched_tree() {
+        let root =
+            parse("<w t=\"1\">\n  <x>0</x>\n  <e/>\n  <g>\n    <x>9</x>\n  </g>\n</w>").unwrap();
+        let snippet = Snippet::new(&root);
+        let (x, e) = (snippet.first("x").unwrap(), snippet.first("e").unwrap());
+        let mut patched = root.clone();
+        patched.children[0].text = Some("-5".into());
+        patched.children[1].text = Some("a<b".into());
+        patched.children.insert(1, Element::with_text("new", "n"));
+        let mut wrapper = Element::new("top");
+        wrapper.children.push(patched);
+        let expected = wrapper.to_pretty_string();
+        for _ in 0..2 {
+            let mut out = String::from("<top>");
+            let texts = [
+                (e, Text::Str("ignored".into())),
+                (x, Text::Int(-5)),
+                (e, Text::Str("a<b".into())),
+            ];
+            let mut add = |out: &mut String, d: Option<usize>| -> Result<(), ()> {
+                Element::with_text("new", "n").write_child(out, d);
+                Ok(())
+            };
+            let insert = Insert {
+                at: 0,
+                after: 1,
+                write: &mut add,
+            };
+            snippet
+                .write_child(&mut out, Some(0), &texts, Some(insert))
+                .unwrap();
+            out.push_str("\n</top>\n");
+            assert_eq!(out, expected);
+        }
+        let mut plain = String::new();
+        snippet.write_root::<()>(&mut plain, &[], None).unwrap();
+        plain.push('\n');
+        assert_eq!(plain, root.to_pretty_string());
     }
 }
