@@ -4,6 +4,8 @@
 //!
 //! The output is a tree of `widget::Widget`s with content coordinates; `bob` turns it into XML.
 
+use std::borrow::Cow;
+
 use indexmap::IndexMap;
 
 use super::device::{Component, Kind, Layout, ReadWidget, WriteWidget};
@@ -103,7 +105,8 @@ impl Factory {
     ) -> Result<(Screen, Vec<(String, Screen)>), PviError> {
         let mut widgets: Vec<Widget> = Vec::new();
         let mut columns = vec![Bounds::new(0, 0, FULL_W, WIDGET_HEIGHT)];
-        let (components, stacked, in_subscreen) = match components.as_slice() {
+        let mut components = components;
+        let (components, stacked, in_subscreen) = match components.as_mut_slice() {
             [Component {
                 kind:
                     Kind::Group {
@@ -111,7 +114,7 @@ impl Factory {
                         children,
                     },
                 ..
-            }] => (children.clone(), *stacked, true),
+            }] => (std::mem::take(children), *stacked, true),
             _ => (components, false, false),
         };
         let count = components.len();
@@ -139,7 +142,7 @@ impl Factory {
                 columns.push(nxt);
             }
         }
-        let subs = self.sub_screens(&widgets)?;
+        let subs = self.sub_screens(&mut widgets)?;
         let (w, h) = (max_x(&widgets), max_y(&widgets));
         let pad_h = if self.has_title {
             2 * SPACING + TITLE_HEIGHT
@@ -156,26 +159,33 @@ impl Factory {
     }
 
     /// pvi's `create_sub_screen_formatters`: buttons at the root, then inside group boxes.
-    fn sub_screens(&self, widgets: &[Widget]) -> Result<Vec<(String, Screen)>, PviError> {
-        let nested = widgets.iter().flat_map(|w| match w {
-            Widget::Group { children, .. } => children.as_slice(),
-            _ => &[],
-        });
-        let mut out = Vec::new();
-        for w in widgets.iter().chain(nested) {
-            let Widget::OpenDisplay {
+    /// Each button's group moves into its sub-screen (the button keeps its file name only).
+    fn sub_screens(&self, widgets: &mut [Widget]) -> Result<Vec<(String, Screen)>, PviError> {
+        let mut groups = Vec::new();
+        let mut take = |w: &mut Widget| {
+            if let Widget::OpenDisplay {
                 file_name,
-                group: Some(group),
+                group: group @ Some(_),
                 ..
             } = w
-            else {
-                continue;
-            };
+            {
+                groups.extend(group.take().map(|g| (file_name.clone(), g)));
+            }
+        };
+        widgets.iter_mut().for_each(&mut take);
+        for w in widgets.iter_mut() {
+            if let Widget::Group { children, .. } = w {
+                children.iter_mut().for_each(&mut take);
+            }
+        }
+        let mut out = Vec::new();
+        for (file_name, group) in groups {
             let factory = Factory {
                 base_file_name: file_name.clone(),
                 has_title: self.has_title,
             };
-            let (screen, subs) = factory.screen(vec![(**group).clone()], &group.name)?;
+            let title = group.name.clone();
+            let (screen, subs) = factory.screen(vec![*group], &title)?;
             out.push((file_name.clone(), screen));
             out.extend(subs);
         }
@@ -335,7 +345,7 @@ impl Factory {
     ) -> Result<Vec<Widget>, PviError> {
         let mut out = Vec::new();
         let mut label_w = LABEL_WIDTH;
-        let row: Vec<Component> = match &c.kind {
+        let row: Cow<'_, [Component]> = match &c.kind {
             Kind::Group {
                 layout: Layout::Row { header },
                 children,
@@ -351,15 +361,17 @@ impl Factory {
                 if stacked && children.iter().any(is_stacked_rw) {
                     b.h = 2 * WIDGET_HEIGHT + SPACING;
                 }
-                children.clone()
+                Cow::Borrowed(children.as_slice())
             }
             _ => match c.write() {
-                Some((pv, WriteWidget::ButtonPanel { actions })) => button_row(c, pv, actions),
+                Some((pv, WriteWidget::ButtonPanel { actions })) => {
+                    Cow::Owned(button_row(c, pv, actions))
+                }
                 _ => {
                     if !single_needs_label(c, &mut b) {
                         add_label = false;
                     }
-                    vec![c.clone()]
+                    Cow::Borrowed(std::slice::from_ref(c))
                 }
             },
         };
