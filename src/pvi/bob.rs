@@ -8,7 +8,6 @@
 //! real PV instead of pvi 0.14.4's literal `SignalX`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::device::{ReadWidget, TextFormat, WriteWidget};
@@ -19,40 +18,71 @@ use super::PviError;
 /// pvi 0.14.4's `dls.bob` (used widgets only), whitespace preserved.
 const DLS_BOB: &str = include_str!("dls.bob");
 
-/// The DLS template, parsed and prepared once per process.
+/// The DLS template: the display prepared once per process, each widget snippet prepared the
+/// first time it is drawn (an IOC with only `index.bob` needs three of them).
 struct Templates {
     display: Snippet,
-    widgets: HashMap<String, Snippet>,
+    widgets: Vec<WidgetTemplate>,
+}
+
+struct WidgetTemplate {
+    name: &'static str,
+    text: &'static str,
+    snippet: OnceLock<Snippet>,
 }
 
 fn templates() -> &'static Templates {
     static T: OnceLock<Templates> = OnceLock::new();
     T.get_or_init(|| {
-        let mut display = xml::parse(DLS_BOB).expect("the embedded dls.bob is well-formed");
-        let mut widgets = HashMap::new();
-        for w in std::mem::take(&mut display.children) {
-            if w.tag == "widget" {
-                let name = w
-                    .find("name")
-                    .and_then(|n| n.text.clone())
-                    .unwrap_or_default();
-                widgets.insert(name, Snippet::new(&w));
-            } else {
-                display.children.push(w);
-            }
-        }
+        let (display, widgets) = split_widgets(DLS_BOB);
         Templates {
-            display: Snippet::new(&display),
+            display: Snippet::new(&parse_embedded(&display)),
             widgets,
         }
     })
 }
 
+fn parse_embedded(text: &str) -> Element {
+    xml::parse(text).expect("the embedded dls.bob is well-formed")
+}
+
+/// Cut the display's `<widget>` children (two spaces in, as dls.bob is written) out of the
+/// template text: the display without them, and each widget's text under its `<name>`.
+fn split_widgets(text: &'static str) -> (String, Vec<WidgetTemplate>) {
+    const OPEN: &str = "\n  <widget ";
+    const CLOSE: &str = "\n  </widget>";
+    let mut display = String::with_capacity(1024);
+    let mut widgets = Vec::new();
+    let mut at = 0;
+    while let Some(open) = text[at..].find(OPEN).map(|i| at + i + 3) {
+        let Some(end) = text[open..].find(CLOSE).map(|i| open + i + CLOSE.len()) else {
+            break;
+        };
+        let widget = &text[open..end];
+        let name = widget
+            .split_once("<name>")
+            .and_then(|(_, rest)| rest.split_once("</name>"))
+            .map_or("", |(name, _)| name);
+        display.push_str(&text[at..open]);
+        widgets.push(WidgetTemplate {
+            name,
+            text: widget,
+            snippet: OnceLock::new(),
+        });
+        at = end;
+    }
+    display.push_str(&text[at..]);
+    (display, widgets)
+}
+
 fn template(name: &str) -> Result<&'static Snippet, PviError> {
-    templates()
+    let w = templates()
         .widgets
-        .get(name)
-        .ok_or_else(|| PviError::Layout(format!("no bob template for widget '{name}'")))
+        .iter()
+        .find(|w| w.name == name)
+        .ok_or_else(|| PviError::Layout(format!("no bob template for widget '{name}'")))?;
+    Ok(w.snippet
+        .get_or_init(|| Snippet::new(&parse_embedded(w.text))))
 }
 
 /// The texts to replace in one widget: pvi's `BobTemplate.set` replaces the text of the first
@@ -467,5 +497,30 @@ fn bool_text(b: bool) -> &'static str {
         "true"
     } else {
         "false"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The widgets cut out of the template text parse exactly as the same elements of the
+    /// whole document, and the display keeps its other children.
+    #[test]
+    fn split_template_matches_the_whole_document() {
+        let whole = parse_embedded(DLS_BOB);
+        let (display, widgets) = split_widgets(DLS_BOB);
+        let (whole_widgets, others): (Vec<&Element>, Vec<&Element>) =
+            whole.children.iter().partition(|c| c.tag == "widget");
+        assert_eq!(widgets.len(), whole_widgets.len());
+        assert!(widgets.len() > 10);
+        for (w, el) in widgets.iter().zip(whole_widgets) {
+            assert_eq!(&parse_embedded(w.text), el);
+            let name = el.find("name").and_then(|n| n.text.as_deref());
+            assert_eq!(Some(w.name), name);
+        }
+        let display = parse_embedded(&display);
+        assert_eq!(display.children.iter().collect::<Vec<_>>(), others);
+        assert_eq!((display.tag, display.attrs), (whole.tag, whole.attrs));
     }
 }

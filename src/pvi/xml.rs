@@ -35,6 +35,7 @@ impl Element {
     }
 
     /// The first element named `tag` in document order, this one included.
+    #[cfg(test)]
     pub fn find(&self, tag: &str) -> Option<&Element> {
         if self.tag == tag {
             return Some(self);
