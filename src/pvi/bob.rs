@@ -21,14 +21,37 @@ const DLS_BOB: &str = include_str!("dls.bob");
 /// The DLS template: the display prepared once per process, each widget snippet prepared the
 /// first time it is drawn (an IOC with only `index.bob` needs three of them).
 struct Templates {
-    display: Snippet,
+    display: Prepared,
     widgets: Vec<WidgetTemplate>,
 }
 
 struct WidgetTemplate {
     name: &'static str,
     text: &'static str,
-    snippet: OnceLock<Snippet>,
+    snippet: OnceLock<Prepared>,
+}
+
+/// A snippet with the elements every widget's bounds go to, looked up once.
+struct Prepared {
+    snippet: Snippet,
+    /// The first `<x>`, `<y>`, `<width>` and `<height>`.
+    bounds: [Option<usize>; 4],
+}
+
+impl Prepared {
+    fn new(text: &str) -> Prepared {
+        let snippet = Snippet::new(&parse_embedded(text));
+        let bounds = ["x", "y", "width", "height"].map(|tag| snippet.first(tag));
+        Prepared { snippet, bounds }
+    }
+}
+
+impl std::ops::Deref for Prepared {
+    type Target = Snippet;
+
+    fn deref(&self) -> &Snippet {
+        &self.snippet
+    }
 }
 
 fn templates() -> &'static Templates {
@@ -36,7 +59,7 @@ fn templates() -> &'static Templates {
     T.get_or_init(|| {
         let (display, widgets) = split_widgets(DLS_BOB);
         Templates {
-            display: Snippet::new(&parse_embedded(&display)),
+            display: Prepared::new(&display),
             widgets,
         }
     })
@@ -75,25 +98,24 @@ fn split_widgets(text: &'static str) -> (String, Vec<WidgetTemplate>) {
     (display, widgets)
 }
 
-fn template(name: &str) -> Result<&'static Snippet, PviError> {
+fn template(name: &str) -> Result<&'static Prepared, PviError> {
     let w = templates()
         .widgets
         .iter()
         .find(|w| w.name == name)
         .ok_or_else(|| PviError::Layout(format!("no bob template for widget '{name}'")))?;
-    Ok(w.snippet
-        .get_or_init(|| Snippet::new(&parse_embedded(w.text))))
+    Ok(w.snippet.get_or_init(|| Prepared::new(w.text)))
 }
 
 /// The texts to replace in one widget: pvi's `BobTemplate.set` replaces the text of the first
 /// element of a tag in document order, and an empty value leaves the template's.
 struct Texts<'s, 'v> {
-    snippet: &'s Snippet,
+    snippet: &'s Prepared,
     set: Vec<(usize, Text<'v>)>,
 }
 
 impl<'s, 'v> Texts<'s, 'v> {
-    fn new(snippet: &'s Snippet) -> Texts<'s, 'v> {
+    fn new(snippet: &'s Prepared) -> Texts<'s, 'v> {
         Texts {
             snippet,
             set: Vec::with_capacity(8),
@@ -110,18 +132,13 @@ impl<'s, 'v> Texts<'s, 'v> {
         }
     }
 
-    fn set_int(&mut self, tag: &str, value: i64) {
-        if let Some(n) = self.snippet.first(tag) {
-            self.set.push((n, Text::Int(value)));
-        }
-    }
-
     fn bounds(&mut self, b: &Bounds, height: bool) {
-        self.set_int("x", b.x);
-        self.set_int("y", b.y);
-        self.set_int("width", b.w);
-        if height {
-            self.set_int("height", b.h);
+        let values = [b.x, b.y, b.w, b.h];
+        let n = if height { 4 } else { 3 };
+        for (at, value) in self.snippet.bounds.iter().zip(values).take(n) {
+            if let Some(at) = at {
+                self.set.push((*at, Text::Int(value)));
+            }
         }
     }
 

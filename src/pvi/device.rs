@@ -216,13 +216,11 @@ impl Component {
 /// pvi's `to_title_case` (§2.9): a space before each match of
 /// `(?<![A-Z])[A-Z]|[A-Z][a-z/d]|(?<=[a-z])\d`, then the first character dropped.
 pub fn to_title_case(name: &str) -> String {
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let prev = if i > 0 { Some(chars[i - 1]) } else { None };
-        let next = chars.get(i + 1).copied();
+    let mut out = String::with_capacity(name.len() + 8);
+    let mut prev: Option<char> = None;
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
         let len = if c.is_ascii_uppercase() && !prev.is_some_and(|p| p.is_ascii_uppercase()) {
             1
         } else if c.is_ascii_uppercase()
@@ -234,16 +232,23 @@ pub fn to_title_case(name: &str) -> String {
         } else {
             0
         };
-        if len == 0 {
-            out.push(c);
-            i += 1;
-        } else {
+        if len > 0 {
             out.push(' ');
-            out.extend(&chars[i..i + len]);
-            i += len;
+        }
+        out.push(c);
+        prev = Some(c);
+        if len == 2 {
+            // the match's second character is not looked at again (matches do not overlap)
+            if let Some(n) = chars.next() {
+                out.push(n);
+                prev = Some(n);
+            }
         }
     }
-    out.chars().skip(1).collect()
+    if let Some(first) = out.chars().next() {
+        out.drain(..first.len_utf8());
+    }
+    out
 }
 
 /// pvi's `PascalStr`: `^([A-Z][a-z0-9]*)*$` (the empty string matches).
@@ -293,6 +298,15 @@ mod tests {
             ("ADCoreVersion", "AD Core Version"),
             ("A1B", "A1 B"),
             ("Go", "Go"),
+            ("", ""),
+            ("x", ""),
+            ("lower2case", "ower 2case"),
+            ("AB/c", "A B/c"),
+            ("XYd", "X Yd"),
+            ("\u{dc}ber9Ab", "ber 9 Ab"),
+            ("aBC", " BC"),
+            ("a1B2", " 1 B2"),
+            ("\u{c4}B", " B"),
         ] {
             assert_eq!(to_title_case(name), label, "{name}");
         }
