@@ -41,12 +41,13 @@ pub fn render(
     for (db, e) in extra {
         add_database(engine, &mut templates, db, e).map_err(|m| format!("{}: {m}", e.origin()))?;
     }
-    let mut out = String::from(HEADER);
+    let mut out = String::with_capacity(16 * 1024);
+    out.push_str(HEADER);
     for (file, t) in &templates {
-        out.push_str(&format!("\nfile \"{file}\" {{\npattern "));
-        for row in align(t) {
-            out.push_str(&format!("\n\t{{ {row} }}"));
-        }
+        out.push_str("\nfile \"");
+        out.push_str(file);
+        out.push_str("\" {\npattern ");
+        write_rows(&mut out, t);
         out.push_str("\n}\n");
     }
     Ok(out)
@@ -159,41 +160,33 @@ impl ArgPattern {
     }
 }
 
-/// `RenderDb.align_columns`: quote, add `, ` to all but the last column, pad every column
-/// (widths in code points).
-fn align(t: &Template) -> Vec<String> {
+/// `RenderDb.align_columns`: each row as `\n\t{ … }`, its cells quoted, `, ` after all but
+/// the last, every column padded to its widest cell (widths in code points).
+fn write_rows(out: &mut String, t: &Template) {
     let ncols = t.keys.len();
-    let cells: Vec<Vec<String>> = t
-        .rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    if i + 1 < ncols {
-                        format!("\"{c}\", ")
-                    } else {
-                        format!("\"{c}\"")
-                    }
-                })
-                .collect()
-        })
-        .collect();
     let mut widths = vec![0; ncols];
-    for row in &cells {
+    for row in &t.rows {
         for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
+            widths[i] = widths[i].max(cell_width(c, i + 1 < ncols));
         }
     }
-    cells
-        .iter()
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - c.chars().count())))
-                .collect::<String>()
-        })
-        .collect()
+    for row in &t.rows {
+        out.push_str("\n\t{ ");
+        for (i, c) in row.iter().enumerate() {
+            let more = i + 1 < ncols;
+            out.push('"');
+            out.push_str(c);
+            out.push_str(if more { "\", " } else { "\"" });
+            let pad = widths[i] - cell_width(c, more);
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(" }");
+    }
+}
+
+/// The printed width of a cell: its code points, the quotes and the `, ` before a next column.
+fn cell_width(cell: &str, more: bool) -> usize {
+    cell.chars().count() + if more { 4 } else { 2 }
 }
 
 #[cfg(test)]
