@@ -14,14 +14,19 @@ pub fn format_template(device: &Device, pv_prefix: &str) -> Result<String, PviEr
             walk(c, &mut records);
         }
     }
+    use std::fmt::Write;
     let label = &device.label;
-    let mut out = format!("\n### PV Interface for {label} ###\n");
+    // a record is about 300 bytes
+    let mut out = String::with_capacity(128 + 320 * records.len());
+    let _ = write!(out, "\n### PV Interface for {label} ###\n");
     for (name, pv, access) in records {
-        out.push_str(&format!(
+        // writing into a String cannot fail
+        let _ = write!(
+            out,
             "\nrecord(\"*\", \"{pv}\") {{\n    info(Q:group, {{\n        \"{pv_prefix}PVI\": {{\n            \"pvi.{name}.{access}\": {{\n                \"+channel\": \"NAME\",\n                \"+type\": \"plain\",\n                \"+trigger\": \"pvi.{name}.{access}\",\n            }}\n        }}\n    }})\n}}\n"
-        ));
+        );
     }
-    out.push_str(&format!("\n### End of PV Interface for {label} ###\n"));
+    let _ = write!(out, "\n### End of PV Interface for {label} ###\n");
     Ok(out)
 }
 
