@@ -107,18 +107,62 @@ fn template(name: &str) -> Result<&'static Prepared, PviError> {
     Ok(w.snippet.get_or_init(|| Prepared::new(w.text)))
 }
 
+/// How many replaced texts a widget keeps without allocating (the most a widget sets is 9).
+const INLINE_TEXTS: usize = 10;
+
+/// Replaced texts in the order set: inline, or on the heap past [`INLINE_TEXTS`].
+// the inline variant is the point: it lives on the stack of the widget being written
+#[allow(clippy::large_enum_variant)]
+enum TextList<'v> {
+    Inline([(usize, Text<'v>); INLINE_TEXTS], usize),
+    Heap(Vec<(usize, Text<'v>)>),
+}
+
+impl Default for TextList<'_> {
+    fn default() -> Self {
+        TextList::Inline([const { (0, Text::Int(0)) }; INLINE_TEXTS], 0)
+    }
+}
+
+impl<'v> TextList<'v> {
+    fn push(&mut self, item: (usize, Text<'v>)) {
+        match self {
+            TextList::Inline(items, len) if *len < INLINE_TEXTS => {
+                items[*len] = item;
+                *len += 1;
+            }
+            TextList::Inline(items, _) => {
+                let mut all: Vec<_> = items
+                    .iter_mut()
+                    .map(|i| std::mem::replace(i, (0, Text::Int(0))))
+                    .collect();
+                all.push(item);
+                *self = TextList::Heap(all);
+            }
+            TextList::Heap(all) => all.push(item),
+        }
+    }
+
+    fn as_slice(&self) -> &[(usize, Text<'v>)] {
+        match self {
+            TextList::Inline(items, len) => &items[..*len],
+            TextList::Heap(all) => all,
+        }
+    }
+}
+
 /// The texts to replace in one widget: pvi's `BobTemplate.set` replaces the text of the first
 /// element of a tag in document order, and an empty value leaves the template's.
 struct Texts<'s, 'v> {
     snippet: &'s Prepared,
-    set: Vec<(usize, Text<'v>)>,
+    set: TextList<'v>,
 }
 
 impl<'s, 'v> Texts<'s, 'v> {
     fn new(snippet: &'s Prepared) -> Texts<'s, 'v> {
         Texts {
             snippet,
-            set: Vec::with_capacity(8),
+            set: TextList::default(),
         }
     }
 
@@ -149,7 +193,8 @@ impl<'s, 'v> Texts<'s, 'v> {
         depth: Option<usize>,
         insert: Option<Insert<'_, PviError>>,
     ) -> Result<(), PviError> {
-        self.snippet.write_child(out, depth, &self.set, insert)
+        self.snippet
+            .write_child(out, depth, self.set.as_slice(), insert)
     }
 
     /// Write as the document's root element.
@@ -158,7 +203,7 @@ impl<'s, 'v> Texts<'s, 'v> {
         out: &mut String,
         insert: Option<Insert<'_, PviError>>,
     ) -> Result<(), PviError> {
-        self.snippet.write_root(out, &self.set, insert)
+        self.snippet.write_root(out, self.set.as_slice(), insert)
     }
 
     /// Write the widget with extra elements appended to it.
@@ -539,5 +584,23 @@ mod tests {
         let display = parse_embedded(&display);
         assert_eq!(display.children.iter().collect::<Vec<_>>(), others);
         assert_eq!((display.tag, display.attrs), (whole.tag, whole.attrs));
+    }
+
+    #[test]
+    fn text_list_keeps_order_past_its_inline_room() {
+        let mut list = TextList::default();
+        for n in 0..INLINE_TEXTS + 3 {
+            list.push((n, Text::Int(n as i64)));
+        }
+        let got: Vec<(usize, i64)> = list
+            .as_slice()
+            .iter()
+            .map(|(n, t)| match t {
+                Text::Int(v) => (*n, *v),
+                Text::Str(_) => (*n, -1),
+            })
+            .collect();
+        let want: Vec<(usize, i64)> = (0..INLINE_TEXTS + 3).map(|n| (n, n as i64)).collect();
+        assert_eq!(got, want);
     }
 }

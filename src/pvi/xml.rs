@@ -228,8 +228,8 @@ pub struct Snippet {
     nodes: Vec<SnippetNode>,
     /// The first element of each tag name, in document order (lxml `iter(tag)` → first).
     first: std::collections::HashMap<String, usize, foldhash::fast::FixedState>,
-    /// The plans made so far (a handful per snippet), shared with running writes.
-    plans: std::sync::Mutex<Vec<(PlanKey, std::sync::Arc<Plan>)>>,
+    /// The plans made so far, filled in order (a widget needs a handful); read without a lock.
+    plans: [std::sync::OnceLock<(PlanKey, Plan)>; PLAN_SLOTS],
 }
 
 #[derive(Debug)]
@@ -241,6 +241,9 @@ struct SnippetNode {
     text: Option<String>,
     children: Vec<usize>,
 }
+
+/// How many plans a snippet keeps; further combinations are planned on every write.
+const PLAN_SLOTS: usize = 16;
 
 /// What a plan depends on: the root's depth, which elements get a replaced text (bit n for
 /// element n), and where children are inserted (element, after how many of its children).
@@ -308,7 +311,7 @@ impl Snippet {
         let mut s = Snippet {
             nodes: Vec::new(),
             first: Default::default(),
-            plans: Default::default(),
+            plans: [const { std::sync::OnceLock::new() }; PLAN_SLOTS],
         };
         s.add(root);
         s
@@ -397,7 +400,15 @@ impl Snippet {
         texts: &[(usize, Text<'_>)],
         mut insert: Option<Insert<'_, E>>,
     ) -> Result<(), E> {
-        let plan = self.plan(depth, texts, insert.as_ref().map(|i| (i.at, i.after)));
+        let key = insert.as_ref().map(|i| (i.at, i.after));
+        let made;
+        let plan = match self.cached_plan(depth, texts, key) {
+            Some(plan) => plan,
+            None => {
+                made = self.make_plan(depth, texts, key);
+                &made
+            }
+        };
         let mut copied = 0;
         for step in &plan.steps {
             match *step {
@@ -420,35 +431,43 @@ impl Snippet {
         Ok(())
     }
 
-    /// The plan for writing at `depth` with `texts` and `insert`: a cached one, or a new one
-    /// (cached when the snippet has at most 64 elements).
-    fn plan(
+    /// The cached plan for writing at `depth` with `texts` and `insert`, made and cached
+    /// now if there is room (and the snippet has at most 64 elements, one bit each).
+    fn cached_plan(
         &self,
         depth: Option<usize>,
         texts: &[(usize, Text<'_>)],
         insert: Option<(usize, usize)>,
-    ) -> std::sync::Arc<Plan> {
-        let is_set = |n: usize| texts.iter().any(|(m, _)| *m == n);
-        let cacheable = self.nodes.len() <= 64;
-        let set = if cacheable {
-            texts.iter().fold(0u64, |acc, (n, _)| acc | (1 << n))
-        } else {
-            0
-        };
+    ) -> Option<&Plan> {
+        if self.nodes.len() > 64 {
+            return None;
+        }
+        let set = texts.iter().fold(0u64, |acc, (n, _)| acc | (1 << n));
         let key = PlanKey { depth, set, insert };
-        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        if cacheable {
-            if let Some((_, plan)) = plans.iter().find(|(k, _)| *k == key) {
-                return plan.clone();
+        for slot in &self.plans {
+            let (k, plan) = match slot.get() {
+                Some(entry) => entry,
+                // a free slot (unless another thread fills it first: then it is looked at)
+                None => slot.get_or_init(|| (key, self.make_plan(depth, texts, insert))),
+            };
+            if *k == key {
+                return Some(plan);
             }
         }
+        None
+    }
+
+    /// Lay out the fixed text for writing at `depth` with `texts` and `insert`.
+    fn make_plan(
+        &self,
+        depth: Option<usize>,
+        texts: &[(usize, Text<'_>)],
+        insert: Option<(usize, usize)>,
+    ) -> Plan {
+        let is_set = |n: usize| texts.iter().any(|(m, _)| *m == n);
         let mut plan = Plan::default();
         self.plan_node(0, depth, &is_set, insert, &mut plan);
         plan.cover();
-        let plan = std::sync::Arc::new(plan);
-        if cacheable {
-            plans.push((key, plan.clone()));
-        }
         plan
     }
 
@@ -689,5 +708,23 @@ mod tests {
         snippet.write_root::<()>(&mut plain, &[], None).unwrap();
         plain.push('\n');
         assert_eq!(plain, root.to_pretty_string());
+    }
+
+    /// Past the plans a snippet keeps, writes are planned each time, with the same result.
+    #[test]
+    fn snippet_writes_the_same_beyond_its_cached_plans() {
+        let root = parse("<w>\n  <x>0</x>\n  <g>\n    <e/>\n  </g>\n</w>").unwrap();
+        let snippet = Snippet::new(&root);
+        for _ in 0..2 {
+            for depth in 0..2 * PLAN_SLOTS {
+                let mut expected = String::new();
+                root.write_child(&mut expected, Some(depth));
+                let mut out = String::new();
+                snippet
+                    .write_child::<()>(&mut out, Some(depth), &[], None)
+                    .unwrap();
+                assert_eq!(out, expected, "depth {depth}");
+            }
+        }
     }
 }
