@@ -397,11 +397,59 @@ pub fn rewrite_operators(src: &str) -> String {
     s
 }
 
+/// Whether any `{{ … }}` or `{% … %}` tag of `s` may hold what [`rewrite_operators`] rewrites:
+/// a `%`, a `~`, or a `(` with a `,` (a tuple). Text outside tags is data, so the usual script
+/// line `NDStatsConfigure({{ PORT }}, {{ QUEUE }})` is left alone without parsing it. Quotes
+/// and braces are followed, so a `}}` inside a string or a dict literal does not end its tag;
+/// an unterminated tag or string answers yes (the parser then decides).
 fn has_operator(s: &str) -> bool {
-    let stripped = s.replace("{%", "").replace("%}", "");
-    stripped.contains('%')
-        || stripped.contains('~')
-        || (stripped.contains('(') && stripped.contains(','))
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(p) = b
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&c| c == b'{'))
+    {
+        let open = i + p;
+        let close = match b.get(open + 1) {
+            Some(b'{') => b'}',
+            Some(b'%') => b'%',
+            _ => {
+                i = open + 1;
+                continue;
+            }
+        };
+        match tag_has_operator(b, open + 2, close) {
+            Some((false, end)) => i = end,
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// Scan one tag's body from `from` to its `close` + `}`: whether it holds an operator
+/// [`has_operator`] looks for, and where the tag ends; `None` when it never ends.
+fn tag_has_operator(b: &[u8], from: usize, close: u8) -> Option<(bool, usize)> {
+    let (mut quote, mut depth, mut paren, mut comma) = (None, 0usize, false, false);
+    let mut j = from;
+    loop {
+        let c = *b.get(j)?;
+        match quote {
+            Some(_) if c == b'\\' => j += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'}' && close == b'}' && depth > 0 => depth -= 1,
+            None if c == close && b.get(j + 1) == Some(&b'}') => {
+                return Some((paren && comma, j + 2));
+            }
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'%' || c == b'~' => return Some((true, j)),
+            None if c == b'{' => depth += 1,
+            None if c == b'(' => paren = true,
+            None if c == b',' => comma = true,
+            None => {}
+        }
+        j += 1;
+    }
 }
 
 /// A parenthesised tuple literal `(a, b)` outside assignment targets: its byte span.
@@ -767,6 +815,36 @@ mod tests {
         e.render(&ctx, text, "str")
             .map(|v| py_str(&v))
             .unwrap_or_else(|e| format!("ERR {e}"))
+    }
+
+    #[test]
+    fn only_operators_inside_tags_send_a_template_to_the_rewrite() {
+        for plain in [
+            "NDStatsConfigure({{ PORT }}, {{ QUEUE }}, 0)",
+            "dbpf %s%sNDAttributesFile, %s/%s.xml",
+            "{% if a -%}x, (y){%- endif %}",
+            "{{ f(x) }} ~ 100% (a, b)",
+            "{{ '%s' }}{{ \"~\" }}",
+            "{{ {'a': {'b': 1}} }} % ~",
+            "{# a % b #}",
+        ] {
+            assert!(!has_operator(plain), "{plain}");
+        }
+        for op in [
+            "{{ '%02d' % x }}",
+            "{{ a ~ b }}",
+            "{% set y = (1, 2) %}",
+            "{{ {'a': {'b': 1}} ~ x }}",
+            "{{ '}}' ~ x }}",
+            "{{ 'unterminated",
+            "{{ x",
+            "text {{ y }} {{ (a, b) }}",
+        ] {
+            assert!(has_operator(op), "{op}");
+        }
+        // the filter only skips work: what it lets through renders as before
+        assert_eq!(r("{{ '}}' ~ x }}"), "}}5");
+        assert_eq!(r("run(%d, {{ x }})"), "run(%d, 5)");
     }
 
     #[test]
