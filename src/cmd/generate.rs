@@ -127,17 +127,27 @@ fn make_pvi_into(
 /// opened at the first screen, so a generate that fails before it leaves no trace.
 struct OpiSink {
     opi: PathBuf,
-    /// `None` until the first screen; `Some(None)` once a write failed: screens are dropped.
-    publish: Option<Option<files::Publish>>,
+    publish: OpiPublish,
     problems: Vec<String>,
     templates: Vec<(String, String)>,
+}
+
+/// Where the OPI folder's publish stands.
+enum OpiPublish {
+    /// No screen yet: the folder is not touched.
+    NotOpened,
+    Open(files::Publish),
+    /// Opening or a write failed (reported in `problems`): further screens are dropped.
+    Failed,
+    /// Committed: the sink is finished.
+    Done,
 }
 
 impl OpiSink {
     fn new(opi: PathBuf) -> OpiSink {
         OpiSink {
             opi,
-            publish: None,
+            publish: OpiPublish::NotOpened,
             problems: Vec::new(),
             templates: Vec::new(),
         }
@@ -145,16 +155,20 @@ impl OpiSink {
 
     /// The open publish, opened now if it is the first use; `None` after a failure.
     fn open(&mut self) -> Option<&mut files::Publish> {
-        // screens are remade at every start: atomic renames, but no per-file sync
-        let opi = &self.opi;
-        let problems = &mut self.problems;
-        self.publish
-            .get_or_insert_with(|| {
-                files::Publish::begin(opi, false)
-                    .map_err(|e| problems.push(crate::error::chain(&e)))
-                    .ok()
-            })
-            .as_mut()
+        if let OpiPublish::NotOpened = self.publish {
+            // screens are remade at every start: atomic renames, but no per-file sync
+            self.publish = match files::Publish::begin(&self.opi, false) {
+                Ok(p) => OpiPublish::Open(p),
+                Err(e) => {
+                    self.problems.push(crate::error::chain(&e));
+                    OpiPublish::Failed
+                }
+            };
+        }
+        match &mut self.publish {
+            OpiPublish::Open(p) => Some(p),
+            _ => None,
+        }
     }
 
     /// Publish the screens. Returns why screens are missing, after logging it as a warning.
@@ -165,7 +179,7 @@ impl OpiSink {
             .map(|e| crate::error::chain(e))
             .collect();
         problems.append(&mut self.problems);
-        if let Some(publish) = self.publish.take().flatten() {
+        if let OpiPublish::Open(publish) = std::mem::replace(&mut self.publish, OpiPublish::Done) {
             let count = publish.len();
             match publish.commit() {
                 Ok(()) if problems.is_empty() => {
@@ -190,7 +204,7 @@ impl pvi::Sink for OpiSink {
         };
         if let Err(e) = publish.add(Path::new(name), text.as_bytes()) {
             // its temporary files go with it: the OPI folder stays as it was
-            self.publish = Some(None);
+            self.publish = OpiPublish::Failed;
             self.problems.push(crate::error::chain(&e));
         }
     }

@@ -536,3 +536,47 @@ fn generate_publishes_many_screens_under_a_low_descriptor_limit() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+/// Screens are written one by one as they are made, but published all or nothing: when the
+/// last one (`index.bob`) cannot be written, the screens already written are thrown away and
+/// the OPI folder keeps the previous generate's files, untouched (same inodes), with no
+/// temporary file left; st.cmd and ioc.subst are still written and `pvi_failed` says why.
+#[test]
+fn a_screen_that_cannot_be_written_leaves_the_previous_screens_untouched() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    let Some(mut cmd) = generate_cmd(&env, "adsim-bl01t-ea-ioc-02") else {
+        return;
+    };
+    util::assert_success(&cmd.output().expect("first generate"));
+    let opi = env.root().join("opi");
+    std::fs::remove_file(opi.join("index.bob")).expect("index.bob written");
+    std::fs::create_dir(opi.join("index.bob")).expect("a folder in its way");
+    let inodes = || -> Vec<(String, u64)> {
+        let mut v: Vec<_> = std::fs::read_dir(&opi)
+            .expect("opi")
+            .flatten()
+            .map(|e| {
+                let ino = e.metadata().expect("meta").ino();
+                (e.file_name().to_string_lossy().into_owned(), ino)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = inodes();
+    assert!(
+        before.len() > 2,
+        "the case makes several screens: {before:?}"
+    );
+    std::fs::remove_file(env.runtime_dir().join("st.cmd")).expect("st.cmd written");
+    let out = cmd.output().expect("second generate");
+    util::assert_success(&out);
+    assert_eq!(inodes(), before, "the OPI folder is as it was");
+    let note = std::fs::read_to_string(env.runtime_dir().join("pvi_failed")).expect("pvi_failed");
+    assert!(note.contains("index.bob"), "{note}");
+    assert!(
+        env.runtime_dir().join("st.cmd").is_file(),
+        "the IOC outputs are written"
+    );
+}
