@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idle memory of iocrun supervising softIoc, beside procServ and tini (Debian packages) in the
-# same run, measured as in spec supervise-console.md §0.2: each init runs softIoc on the same
+# same run, measured the same way for each: each init runs softIoc on the same
 # st.cmd, as PID 1 of a fresh PID namespace when root (`unshare --pid --fork --mount-proc`),
 # else as a plain child; after a settling time, VmRSS/VmHWM from /proc/PID/status and
 # Pss/Anonymous from /proc/PID/smaps_rollup of the init (not of softIoc). Anonymous is the

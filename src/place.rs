@@ -1,10 +1,10 @@
 //! Runtime files an instance drops into its config folder, put where the IOC looks for them
-//! (`spec/expand-msi.md` §5, ibek's `runtime place-files`), and the support protocol copy that
+//! (ibek's `runtime place-files`), and the support protocol copy that
 //! precedes it (start step 7).
 //!
 //! This module owns the placement table only; the copies themselves are `files` helpers. It
 //! comes after `expand` in the start sequence because the protocol copy replaces
-//! `runtime/protocol` and place-files then adds the instance's own protocols on top (§5 notes).
+//! `runtime/protocol` and place-files then adds the instance's own protocols on top.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ pub enum PlaceError {
 /// are copied in sorted order. Returns the files written.
 ///
 /// Unlike ibek, a folder (or a link to one) named like `x.db` is skipped rather than failing
-/// the whole step (§5).
+/// the whole step.
 pub fn place_files(config_dir: &Path, runtime_dir: &Path) -> Result<Vec<PathBuf>, PlaceError> {
     if !config_dir.is_dir() {
         return Err(PlaceError::NotAFolder {

@@ -1,4 +1,4 @@
-//! `iocrun autosave [SUBST]`: what `ibek runtime generate-autosave` does (spec §3).
+//! `iocrun autosave [SUBST]`: what `ibek runtime generate-autosave` does.
 
 use std::process::ExitCode;
 
@@ -19,7 +19,7 @@ pub fn run(args: AutosaveArgs) -> Result<ExitCode, Error> {
 }
 
 /// Start step 5 (after rendering): autosave req files from `$RUNTIME_DIR/ioc.subst`.
-/// Expansion problems are logged, not fatal, as with ibek (spec §3.4).
+/// Expansion problems are logged, not fatal, as with ibek.
 pub fn autosave_step(paths: &Paths) -> Result<(), Error> {
     let subst = paths.runtime("ioc.subst");
     let report = generate_autosave(&subst, &autosave_paths(paths))?;

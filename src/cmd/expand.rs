@@ -1,4 +1,4 @@
-//! `iocrun expand`: msi's command line, messages and exit codes (spec §2.1, §2.12).
+//! `iocrun expand`: msi's command line, messages and exit codes.
 //!
 //! The arguments are parsed by hand because msi's forms cannot be expressed in clap: options
 //! are recognised by prefix (`-Idir` and `-I dir`, `-ofile`, `-Ma=b`), parsing stops at the
@@ -210,7 +210,7 @@ fn bad_argument(arg: &[u8]) -> Parsed {
     exit(format!("msi: Bad argument \"{arg}\"\n{USAGE}"), 1)
 }
 
-/// msi's wording for each failure (spec §2.12), with the line and column added.
+/// msi's wording for each failure, with the line and column added.
 fn message(e: &ExpandError) -> String {
     let error = if std::io::stderr().is_terminal() {
         "\x1b[31;1mERROR\x1b[0m"

@@ -1,4 +1,4 @@
-//! `iocrun generate` = `ibek runtime generate2` (spec `render-ibek.md` §6.1): find the
+//! `iocrun generate` = `ibek runtime generate2`: find the
 //! instance and definition files, render, make the PVI screens and templates, then publish the
 //! outputs all at once.
 //!
@@ -37,7 +37,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Start-sequence step 5 (spec 00-overview.md): render `$CONFIG_DIR` into `$RUNTIME_DIR` and
+/// Start-sequence step 5: render `$CONFIG_DIR` into `$RUNTIME_DIR` and
 /// the screens into `$EPICS_ROOT/opi`, with the default definitions. The caller reports
 /// [`Generated::pvi_failed`] (also left in `$RUNTIME_DIR/pvi_failed`) to the probes and metrics.
 pub fn generate_step(paths: &Paths) -> Result<Generated, Error> {

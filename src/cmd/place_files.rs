@@ -16,7 +16,7 @@ pub fn run(args: PlaceFilesArgs) -> Result<ExitCode, Error> {
 
 /// Start step 7: replace `$RUNTIME_DIR/protocol` with `$SUPPORT/configure/protocol`, then, for
 /// ibek instances (`ioc.yaml` present, as start.sh gates it), place the config folder's own
-/// files. This order keeps the instance's protocols (spec expand-msi.md §5).
+/// files. This order keeps the instance's protocols.
 pub fn place_step(paths: &Paths) -> Result<(), Error> {
     place::copy_support_protocols(&paths.support, &paths.runtime_dir)?;
     if paths.config_dir.join("ioc.yaml").is_file() {

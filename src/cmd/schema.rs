@@ -1,4 +1,4 @@
-//! `iocrun schema` = `ibek ioc generate-schema` (spec `render-ibek.md` §6.5): the JSON schema
+//! `iocrun schema` = `ibek ioc generate-schema`: the JSON schema
 //! of ioc.yaml for the definitions in use, for yaml-language-server and services-repo CI.
 
 use std::io::Write;

@@ -1,4 +1,4 @@
-//! `iocrun` / `iocrun start`: the start sequence of spec 00-overview.md, one function per step,
+//! `iocrun` / `iocrun start`: the start sequence, one function per step,
 //! called in order, then supervision of the IOC until told to stop.
 //!
 //! Step 2 runs while iocrun is still single-threaded (it exports into the environment). Then

@@ -25,7 +25,7 @@ pub fn run(args: WaitArgs) -> Result<ExitCode, Error> {
 
 /// Start step 8: wait for `$RUNTIME_DIR/wait_list.yaml` unless `IBEK_DO_WAIT_DISABLE=true` or
 /// the instance has no `ioc.yaml` (start.sh runs do-wait only for ibek instances). The done
-/// file is removed first and created when the wait succeeds or is skipped (§4.3), so a
+/// file is removed first and created when the wait succeeds or is skipped, so a
 /// startup probe polling it works in every case. `report` receives the progress lines and
 /// the pending devices (for `serve::Health`).
 pub fn wait_step(paths: &Paths, flags: &WaitFlags, report: &mut dyn Report) -> Result<(), Error> {

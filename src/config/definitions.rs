@@ -1,4 +1,4 @@
-//! The set of entity models from all definition files, keyed `module.name` (spec §0 step 2).
+//! The set of entity models from all definition files, keyed `module.name`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -258,7 +258,7 @@ fn find_line(text: &str, needle: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// The default definition files of `generate2` (spec §6.1): `$EPICS_ROOT/ibek-defs/**` then
+/// The default definition files of `generate2`: `$EPICS_ROOT/ibek-defs/**` then
 /// `CONFIG_DIR/**`, each `*.ibek.support.yaml`, symlinks followed. ibek takes directory
 /// order; we sort for reproducibility (order only matters for duplicate names). A folder that
 /// is absent is skipped; one inside them that cannot be listed is an error naming it (ibek's

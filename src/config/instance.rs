@@ -1,4 +1,4 @@
-//! One IOC instance file (`ioc.yaml` / `runtime.yaml`, spec §2), checked for the top-level
+//! One IOC instance file (`ioc.yaml` / `runtime.yaml`), checked for the top-level
 //! keys ibek's `IOC` model requires. Entities stay loose mappings here; their arguments are
 //! checked against their model in `render` (Phase 1), because defaults and Jinja matter there.
 

@@ -1,5 +1,5 @@
 //! The YAML inputs of rendering: support YAML (`*.ibek.support.yaml`) and IOC instances
-//! (`ioc.yaml`, `runtime.yaml`), as ibek reads them (spec `render-ibek.md` §1, §2).
+//! (`ioc.yaml`, `runtime.yaml`), as ibek reads them.
 //!
 //! This module owns parsing and the structural checks ibek makes before any Jinja runs:
 //! unknown keys, required keys, duplicate model names, YAML syntax. Turning an instance into
@@ -43,7 +43,7 @@ pub enum ConfigError {
         column: Option<usize>,
         message: String,
     },
-    /// ibek prints `VALIDATION ERROR READING <path>` for these (spec §5).
+    /// ibek prints `VALIDATION ERROR READING <path>` for these.
     #[error("validation error reading {}: {message}", location(path, *line, None))]
     Support {
         path: PathBuf,

@@ -1,5 +1,5 @@
 //! The JSON schema of `ioc.yaml` for a set of definitions, as `ibek ioc generate-schema`
-//! writes it (spec `render-ibek.md` §6.5): pydantic's `model_json_schema()` of ibek's dynamic
+//! writes it: pydantic's `model_json_schema()` of ibek's dynamic
 //! `NewIOC` model, dumped by Python's `json.dumps(indent=2)` plus a newline.
 //!
 //! Editors (yaml-language-server) use it for completion and checking, so the shape follows
@@ -160,7 +160,7 @@ fn param_schema(name: &str, param: &Param, enums: &mut EnumDefs) -> Value {
                 "type": "string",
             });
             s.insert("anyOf".into(), json!([jinja, plain]));
-            // `{typ}` is literally in ibek's f-string-less description (spec §6.5)
+            // `{typ}` is literally in ibek's f-string-less description
             s.insert(
                 "description".into(),
                 json!(format!(

@@ -1,4 +1,4 @@
-//! The support YAML schema (`*.ibek.support.yaml`, spec §1), mirrored as serde structs.
+//! The support YAML schema (`*.ibek.support.yaml`), mirrored as serde structs.
 //!
 //! Every struct forbids unknown keys like ibek's pydantic models (`extra="forbid"`), except
 //! sub-entities, which are loose mappings whose extra keys are the arguments.
@@ -17,7 +17,7 @@ pub struct Support {
     pub shared: Option<Value>,
 }
 
-/// One entity model (spec §1.2). Map order is kept: it is the rendering order.
+/// One entity model. Map order is kept: it is the rendering order.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntityModel {
@@ -65,7 +65,7 @@ impl EntityModel {
     }
 }
 
-/// The parameter types of spec §1.3.
+/// The parameter types a model's `parameters` may declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ParamKind {
@@ -106,18 +106,18 @@ pub struct Param {
     pub description: String,
     #[serde(default)]
     pub default: Option<Value>,
-    /// Enum only: key → value (a null value keeps the key, spec §3.4).
+    /// Enum only: key → value (a null value keeps the key).
     #[serde(default)]
     pub values: Option<Mapping>,
 }
 
-/// A computed value (`pre_defines` / `post_defines`, spec §1.4).
+/// A computed value (`pre_defines` / `post_defines`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Define {
     pub description: String,
     pub value: Value,
-    /// `None` when the YAML says `type: null` (then the filter regex decides, spec §3.2).
+    /// `None` when the YAML says `type: null` (then the filter regex decides).
     #[serde(default = "default_define_type", rename = "type")]
     pub kind: Option<String>,
 }
@@ -135,7 +135,7 @@ pub struct Validation {
     pub message: String,
 }
 
-/// A pre_init / post_init item: Text or Comment (spec §1.5).
+/// A pre_init / post_init item: Text or Comment.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptItem {
@@ -159,7 +159,7 @@ impl ScriptItem {
     }
 }
 
-/// A row for ioc.subst (spec §1.6). `enabled` is a string that is rendered.
+/// A row for ioc.subst. `enabled` is a string that is rendered.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
@@ -173,7 +173,7 @@ fn default_enabled() -> String {
     "True".to_owned()
 }
 
-/// An `epicsEnvSet` line (spec §1.7).
+/// An `epicsEnvSet` line.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvVar {
@@ -181,7 +181,7 @@ pub struct EnvVar {
     pub value: String,
 }
 
-/// The `pvi:` section of a model (spec §1.8).
+/// The `pvi:` section of a model.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntityPvi {

@@ -1,4 +1,4 @@
-//! Loading YAML the way ibek's ruamel `YAML(typ="safe")` loader does (spec §2.2): YAML 1.2
+//! Loading YAML the way ibek's ruamel `YAML(typ="safe")` loader does: YAML 1.2
 //! scalars, duplicate keys are errors, merge keys (`<<`) resolved with ruamel's ordering.
 
 use std::path::Path;

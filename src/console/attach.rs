@@ -3,7 +3,7 @@
 //! It connects to the console socket, negotiates the framed mode (see [`proto`](super::proto))
 //! so it can send the window size on attach and on every SIGWINCH, puts the terminal in raw
 //! mode and copies bytes both ways until the user types the detach key sequence (default
-//! `Ctrl-]`, as telnet; `kubectl attach` has none, deploy-k8s.md §3.2).
+//! `Ctrl-]`, as telnet; `kubectl attach` has none).
 //!
 //! Exit codes: 0 after the detach key or the end of stdin; 3 when the server closed the
 //! connection (iocrun stopped, or dropped this client as too slow); 1 when the socket cannot be

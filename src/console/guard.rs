@@ -1,5 +1,5 @@
-//! The console's guards against keys that end the IOC by accident (deploy-k8s.md §3.2 calls
-//! Ctrl-C, Ctrl-D and `exit` a foot-gun; spec supervise-console.md §12.8).
+//! The console's guards against keys that end the IOC by accident (Ctrl-C, Ctrl-D and `exit`
+//! at an attached console are a well-known foot-gun).
 //!
 //! [`StopKeyGuard`] (on by default): Ctrl-C reaches the PTY's line discipline as SIGINT to the
 //! IOC's group and Ctrl-D at an empty iocsh prompt is EOF, so either ends softIoc and the

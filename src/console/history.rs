@@ -1,5 +1,5 @@
 //! The scrollback: a bounded ring of the most recent console bytes, replayed to each client on
-//! attach before its live output (spec supervise-console.md §12.1, test T10).
+//! attach before its live output (test T10).
 //!
 //! Bounded in bytes rather than lines so memory is fixed whatever the IOC prints; a replay may
 //! therefore start mid-line, which is what a terminal scrollback does too.

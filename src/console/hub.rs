@@ -6,7 +6,7 @@
 //! not yet written. Two kinds of consumer exist:
 //!
 //! * socket clients: when one falls more than `client_buffer` bytes behind it is dropped with a
-//!   notice (spec supervise-console.md T9, "slow or stuck client"), the others carry on;
+//!   notice (a slow or stuck client), the others carry on;
 //! * lossy sinks (iocrun's stdout, the console log file), each written by its own thread: when
 //!   one falls behind, bytes are skipped and a marker says how many, because disconnecting
 //!   `kubectl logs` is not an option.
@@ -54,7 +54,7 @@ impl Default for HubConfig {
     }
 }
 
-/// Counters for metrics (`epics_ioc_console_*`, deploy-k8s.md §6.2).
+/// Counters for metrics (`epics_ioc_console_*`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HubStats {
     /// Socket clients attached now.
@@ -180,7 +180,7 @@ impl Hub {
     }
 
     /// Publish one iocrun lifecycle line, `@@@ <UTC time> <text>`, starting on a fresh line
-    /// (procServ's `@@@` convention, spec supervise-console.md §12.10).
+    /// (procServ's `@@@` convention).
     pub fn notice(&self, text: &str) {
         self.notice_kept(text, true);
     }

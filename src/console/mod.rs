@@ -1,6 +1,5 @@
-//! The IOC console: one byte stream in, many clients out (spec supervise-console.md §12,
-//! deploy-k8s.md §3.2). Tokio only; it imports nothing from `supervise`: the two meet through
-//! the channels `cmd/start.rs` wires.
+//! The IOC console: one byte stream in, many clients out. Tokio only; it imports nothing from
+//! `supervise`: the two meet through the channels `cmd/start.rs` wires.
 //!
 //! # Theory of operation
 //!

@@ -4,7 +4,7 @@
 //! Each connection gets the history replay, then live output from the hub; its input is decoded
 //! by [`proto`](super::proto) and sent to the supervisor as [`ConsoleInput`]. Input from a
 //! read-only client (the read-only socket, or a client whose hello says `ro`) is read and
-//! dropped, as procServ does on its log port (spec supervise-console.md §0.4). Resize requests
+//! dropped, as procServ does on its log port. Resize requests
 //! follow "last writer wins". A client that reaches EOF on its input is done (procServ,
 //! stdio-socket) once output has flowed for [`LINGER`] more, so a one-shot `echo CMD | socat -
 //! UNIX-CONNECT:…` gets the IOC's answer. Lifecycle lines (`@@@ … console client N attached`)

@@ -1,5 +1,5 @@
 //! The local terminal, for the two places iocrun is itself a console client: the container's
-//! own stdin when it is a TTY (k8s `tty: true`, `podman run -it`; deploy-k8s.md §3.2) and
+//! own stdin when it is a TTY (k8s `tty: true`, `podman run -it`) and
 //! `iocrun attach`. Raw mode with restore on drop, the window size, and a stdin reader thread.
 //!
 //! Stdin is read by a plain thread with `poll` and a short timeout rather than tokio's stdin,

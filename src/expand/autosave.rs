@@ -1,15 +1,15 @@
-//! Autosave request files, as `ibek runtime generate-autosave` makes them (spec §3).
+//! Autosave request files, as `ibek runtime generate-autosave` makes them.
 //!
 //! 1. Link `*.req` files into the autosave folder: support modules' files where the name is
 //!    not taken yet (ibek-support's build-time links win), then the instance config's files,
-//!    which replace anything (§3.1).
-//! 2. Read ioc.subst with the msi parser (not ibek's regex, §3.2): each file block whose
+//!    which replace anything.
+//! 2. Read ioc.subst with the msi parser (not ibek's regex): each file block whose
 //!    template has a `<stem>_settings.req` / `<stem>_positions.req` becomes an entry, with the
 //!    block's text copied verbatim. Unquoted file names and `global` blocks therefore work,
 //!    where ibek silently drops them (docs/compat.md).
 //! 3. Write `autosave_<suffix>.subst` and expand it in-process with the autosave folder as the
 //!    include path into `autosave_<suffix>.req`. Like ibek, an expansion error does not fail
-//!    the step: the partial output is kept and the error is reported (§3.4).
+//!    the step: the partial output is kept and the error is reported.
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -180,7 +180,7 @@ fn universal_newlines(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// §3.1: support modules' req files where the name is free, then config overrides.
+/// support modules' req files where the name is free, then config overrides.
 fn link_req_files(paths: &AutosavePaths) -> Result<(), AutosaveError> {
     files::create_dir_all(&paths.autosave)?;
     let mut found = Vec::new();

@@ -1,4 +1,4 @@
-//! Definition strings `a=x,b=y` as macLib's `macParseDefns` splits them (spec §2.5): quotes
+//! Definition strings `a=x,b=y` as macLib's `macParseDefns` splits them: quotes
 //! and escapes protect `,` `=` and blanks; a name without `=` means delete; names lose their
 //! quotes and escapes, values stay raw (they are unquoted when expanded).
 
@@ -13,7 +13,7 @@ enum State {
 }
 
 /// `macParseDefns`: split `a=x,b=y` into (name, value) pairs; `None` deletes (no `=`).
-/// Names lose their quotes and escapes; values are kept raw (spec §2.5).
+/// Names lose their quotes and escapes; values are kept raw.
 pub(crate) fn parse_defns(defs: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let mut marks = Marks::default();
     let mut quote = 0u8;

@@ -1,5 +1,5 @@
 //! msi's main loop: macros from `-M`, then either one template, or every set of a
-//! substitution file expanded against its template in file order (spec §2.1, §2.2).
+//! substitution file expanded against its template in file order.
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use super::parse::{ParseFail, SubstParser};
 use super::template::{Directive, Library, Template};
 use super::ExpandError;
 
-/// msi caps nothing; iocrun stops a runaway `include` chain here (spec §2.13).
+/// msi caps nothing; iocrun stops a runaway `include` chain here.
 pub const MAX_INCLUDE_DEPTH: usize = 64;
 /// msi remembers at most this many dependencies for `-D`.
 const MAX_DEPS: usize = 1024;

@@ -1,4 +1,4 @@
-//! The substitution-file tokenizer, as msi's `subGetNextToken` behaves (spec §2.3).
+//! The substitution-file tokenizer, as msi's `subGetNextToken` behaves.
 //!
 //! The file is read a line at a time. Whole lines starting with `#` are skipped; a `#`, end
 //! of line or NUL *at the scan position* ends the line and gives a separator. Otherwise
@@ -33,7 +33,7 @@ pub(crate) struct Lexer<R> {
     line: Vec<u8>,
     /// Scan position in `line`; `None` once the file is exhausted.
     pos: Option<usize>,
-    /// msi's counter: starts at 1 and counts every read, so it is one ahead (spec §2.3).
+    /// msi's counter: starts at 1 and counts every read, so it is one ahead.
     msi_line: usize,
     token: Token,
     text: Vec<u8>,

@@ -1,4 +1,4 @@
-//! The macro table: EPICS macLib semantics (spec §2.5, §2.6, §2.8).
+//! The macro table: EPICS macLib semantics.
 //!
 //! This is a close port of `macCore.c`/`macUtil.c`, because the observable output depends on
 //! details of the C scanner: where a reference ends, when cached (pre-expanded) values are used
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use super::defns::parse_defns;
 use crate::limits::{MACRO_MAX_DEPTH, MACRO_MAX_STEPS};
 
-/// `MAC_SIZE`: macro values and names are cut to this many bytes (spec §2.8).
+/// `MAC_SIZE`: macro values and names are cut to this many bytes.
 pub(crate) const MAC_SIZE: usize = 256;
 
 /// The byte at `i`, or 0 past the end (C's terminator; an embedded NUL ends the text too).
@@ -557,7 +557,7 @@ impl MacroTable {
     }
 }
 
-/// Expand `text` against the process environment only (msi's `macEnvExpand`, spec §2.10).
+/// Expand `text` against the process environment only (msi's `macEnvExpand`).
 /// `Err` carries macLib's warnings when a reference is undefined.
 pub(crate) fn env_expand(text: &[u8]) -> Result<Vec<u8>, Vec<String>> {
     let mut table = MacroTable::new(false);

@@ -1,5 +1,5 @@
-//! msi semantics on text: substitution files and templates in, database text out
-//! (spec `expand-msi.md` §2), and autosave request files built on the same parser (§3).
+//! msi semantics on text: substitution files and templates in, database text out, and
+//! autosave request files built on the same parser.
 //!
 //! The output is byte-identical to EPICS base 7.0.8.1 `msi`, apart from lines longer than
 //! 4094 bytes, which msi truncates and iocrun keeps (vector 56, `docs/compat.md`). This module
@@ -124,7 +124,7 @@ pub fn expand_to_file(
     Ok(outcome)
 }
 
-/// The start sequence's msi search path (spec §1 step 6): the config folder, every
+/// The start sequence's msi search path: the config folder, every
 /// `$SUPPORT/*/db` folder in sorted (shell-glob) order, then the runtime folder.
 pub fn ioc_include_path(config_dir: &Path, support: &Path, runtime_dir: &Path) -> Vec<PathBuf> {
     let mut dbs: Vec<PathBuf> = std::fs::read_dir(support)

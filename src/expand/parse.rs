@@ -1,4 +1,4 @@
-//! The substitution-file grammar, as msi's `substitute*` functions walk it (spec §2.4).
+//! The substitution-file grammar, as msi's `substitute*` functions walk it.
 //!
 //! msi does not build a tree: the driver asks for "a global block?", "the next file block or
 //! pattern header?" and "the next set's definitions?" in turn, expanding each set before the
@@ -225,7 +225,7 @@ impl<R: BufRead> SubstParser<R> {
     }
 
     /// `file NAME {`: the name must be on the same line; quotes are stripped and the
-    /// environment is expanded (spec §2.10).
+    /// environment is expanded.
     fn file_header(&mut self) -> Result<()> {
         if let Some((name, start)) = self.open_file.take() {
             // a file block left open by a new `file` keyword ends there

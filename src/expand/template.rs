@@ -1,5 +1,5 @@
 //! Template files: finding them on the include path, reading them once, and recognising the
-//! `include "…"` and `substitute "…"` directive lines (spec §2.7, §2.9).
+//! `include "…"` and `substitute "…"` directive lines.
 //!
 //! msi re-opens and re-reads a template for every set. The files do not change during a run,
 //! so each is read once and kept split into lines with its directives already recognised;

@@ -1,4 +1,4 @@
-//! Phoebus `.bob` output (spec pvi.md §2.6–2.8): each laid-out widget is its snippet of the
+//! Phoebus `.bob` output: each laid-out widget is its snippet of the
 //! embedded DLS template with the text of the first descendant of each patched tag replaced and
 //! extras appended, exactly as pvi's `BobTemplate.set` does, printed the way lxml does. The
 //! template is parsed once per process into `xml::Snippet`s, and a widget is written straight
@@ -313,7 +313,7 @@ fn format_widget(
             let mut el = Texts::new(snippet);
             el.bounds(&moved(b), true);
             el.set("text", label.as_str());
-            // the first <pv_name> in document order is the action's (§2.6)
+            // the first <pv_name> in document order is the action's
             el.set("pv_name", pv.as_str());
             el.set("value", value.as_str());
             el.set("tooltip", format!("{pv} = {value}\n$(pv_value)"));
@@ -467,7 +467,7 @@ fn text_format(el: &mut Element, format: &Option<TextFormat>, precision: &Option
     }
 }
 
-/// The elements pvi appends after patching (§2.6), which can duplicate template elements.
+/// The elements pvi appends after patching, which can duplicate template elements.
 fn add_extras(el: &mut Element, widget: &PvWidget) {
     match widget {
         PvWidget::Read(ReadWidget::TextRead {

@@ -1,4 +1,4 @@
-//! The `*.pvi.device.yaml` model (spec pvi.md §1): [`Device`], [`Component`] and the widget
+//! The `*.pvi.device.yaml` model: [`Device`], [`Component`] and the widget
 //! and layout enums the layout engine reads, plus pvi's name rules (title case, PascalCase).
 //!
 //! In YAML every object is a tagged union on `type` with unknown keys refused, as pvi's pydantic
@@ -22,7 +22,7 @@ pub enum Node {
     Include(Include),
 }
 
-/// `Include`: the components of another device file, spliced in place (§1.3).
+/// `Include`: the components of another device file, spliced in place.
 #[derive(Debug, Clone)]
 pub struct Include {
     pub file_name: String,
@@ -30,7 +30,7 @@ pub struct Include {
     pub macros: Option<IndexMap<String, String>>,
 }
 
-/// One component; components compare equal by `name` only when merging (§1.3).
+/// One component; components compare equal by `name` only when merging.
 #[derive(Debug, Clone)]
 pub struct Component {
     pub name: String,
@@ -93,7 +93,7 @@ pub enum TextFormat {
     String,
 }
 
-/// Read widgets (§1.5).
+/// Read widgets.
 #[derive(Debug, Clone)]
 pub enum ReadWidget {
     TextRead {
@@ -124,7 +124,7 @@ pub enum ReadWidget {
     },
 }
 
-/// Write widgets (§1.5).
+/// Write widgets.
 #[derive(Debug, Clone)]
 pub enum WriteWidget {
     TextWrite {
@@ -149,7 +149,7 @@ pub enum WriteWidget {
 }
 
 impl ReadWidget {
-    /// An ImageRead or ArrayTrace: drawn at its own size and moved to a sub-screen (§2.3).
+    /// An ImageRead or ArrayTrace: drawn at its own size and moved to a sub-screen.
     pub fn plot_size(&self) -> Option<(i64, i64)> {
         match self {
             ReadWidget::ArrayTrace { width, height, .. }
@@ -160,7 +160,7 @@ impl ReadWidget {
 }
 
 impl Component {
-    /// `label` when set and not empty, else the name in title case (§2.9).
+    /// `label` when set and not empty, else the name in title case.
     pub fn get_label(&self) -> String {
         match &self.label {
             Some(l) if !l.is_empty() => l.clone(),
@@ -213,7 +213,7 @@ impl Component {
     }
 }
 
-/// pvi's `to_title_case` (§2.9): a space before each match of
+/// pvi's `to_title_case`: a space before each match of
 /// `(?<![A-Z])[A-Z]|[A-Z][a-z/d]|(?<=[a-z])\d`, then the first character dropped.
 pub fn to_title_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 8);
@@ -261,7 +261,7 @@ pub fn is_pascal(s: &str) -> bool {
     }
 }
 
-/// pvi's `enforce_pascal_case` for index buttons (§2.9).
+/// pvi's `enforce_pascal_case` for index buttons.
 pub fn enforce_pascal_case(s: &str) -> Option<String> {
     let single = match s.chars().collect::<Vec<_>>().as_slice() {
         [a] => a.is_ascii_uppercase(),

@@ -1,7 +1,7 @@
-//! What ibek's `generate_pvi` + `generate_index` do for a whole IOC (spec pvi.md §5,
-//! render-ibek.md §4.4): for each entity whose model has a `pvi:` section, in entity order and
-//! whether or not the entity is enabled, find its device file, write its screens once per
-//! device, its `.pvi.template` when `pv` is set, and one `index.bob` button when `ui_index` is.
+//! What ibek's `generate_pvi` + `generate_index` do for a whole IOC: for each entity whose
+//! model has a `pvi:` section, in entity order and whether or not the entity is enabled, find
+//! its device file, write its screens once per device, its `.pvi.template` when `pv` is set,
+//! and one `index.bob` button when `ui_index` is.
 //!
 //! The caller renders the Jinja parts (`yaml_path`, the `ui_macros` values) and decides where
 //! the files go; this only reads device files.
@@ -26,7 +26,7 @@ pub struct EntityPvi {
     /// `render_map(entity, ui_macros)`: the index button's macros.
     pub ui_macros: IndexMap<String, String>,
     pub pv: bool,
-    /// Written verbatim into the template, as ibek does (it is not rendered; spec §5).
+    /// Written verbatim into the template, as ibek does (it is not rendered).
     pub pv_prefix: String,
 }
 

@@ -1,4 +1,4 @@
-//! The DLS screen layout (spec pvi.md §2.1–2.5): a column-packing layout of 200+200 px rows,
+//! The DLS screen layout: a column-packing layout of 200+200 px rows,
 //! group boxes, tables of rows, and sub-screens, ported from pvi 0.14.4's
 //! `ScreenFormatterFactory` with its in-place column updates and float arithmetic.
 //!
@@ -97,7 +97,7 @@ fn is_stacked_rw(c: &Component) -> bool {
 }
 
 impl Factory {
-    /// pvi's `create_screen_formatter` (§2.3).
+    /// pvi's `create_screen_formatter`.
     fn screen(
         &self,
         components: Vec<Component>,
@@ -224,7 +224,7 @@ impl Factory {
             g.1.w += GROUP_WIDTH_OFFSET;
             col.y = g.1.y + g.1.h + SPACING;
         } else {
-            // no further check in the next column: screens can be taller than 900 (§10 item 9)
+            // no further check in the next column: screens can be taller than 900
             g = self.group_formatter(&c, Bounds::new(nxt.x, nxt.y, 0, MAX_HEIGHT), squeeze)?;
             g.1.w += GROUP_WIDTH_OFFSET;
             nxt.y = g.1.y + g.1.h + SPACING;
@@ -334,7 +334,7 @@ impl Factory {
         Ok(ws)
     }
 
-    /// pvi's `generate_component_formatters` (§2.4): label plus the row's cells.
+    /// pvi's `generate_component_formatters`: label plus the row's cells.
     fn component(
         &self,
         c: &Component,
@@ -535,7 +535,7 @@ impl Factory {
         Ok(())
     }
 
-    /// `<base>_<Name><suffixes>`, the base split at the first `.` (0.14, §2.4).
+    /// `<base>_<Name><suffixes>`, the base split at the first `.` (0.14).
     fn sub_screen_file(&self, name: &str) -> String {
         let (base, suffixes) = match self.base_file_name.find('.') {
             Some(i) => self.base_file_name.split_at(i),

@@ -1,5 +1,5 @@
 //! PVI: `*.pvi.device.yaml` → Phoebus `.bob` engineering screens, `index.bob` and the
-//! `.pvi.template` that publishes a device's PVI structure over PVAccess (spec pvi.md).
+//! `.pvi.template` that publishes a device's PVI structure over PVAccess.
 //!
 //! This module owns the device model (`device`, with its YAML mirror in `raw`) and its
 //! parent/include resolution (`resolve`), the DLS screen layout (`layout`, producing `widget`s),
@@ -104,7 +104,7 @@ pub fn format_screens(device: &Device, name: &str) -> Result<Vec<(String, String
     Ok(files.into_iter().collect())
 }
 
-/// `index.bob`: one full-width button per entry under the IOC name (spec §3, 0.14.4 form).
+/// `index.bob`: one full-width button per entry under the IOC name (0.14.4 form).
 pub fn format_index(title: &str, entries: &[IndexEntry]) -> Result<String, PviError> {
     let mut children = Vec::new();
     for e in entries {

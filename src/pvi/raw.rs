@@ -410,7 +410,7 @@ impl Reader<'_> {
                     .get(self, "read_widget", Reader::opt_read_widget)?
                     .flatten();
                 // pvi's SignalRW validator: a given read_pv implies a TextRead readback; an
-                // empty one means "single PV" and becomes the write PV (§1.3)
+                // empty one means "single PV" and becomes the write PV
                 let (read_pv, read_widget) = if !read_pv.is_empty() {
                     (read_pv, read_widget.or_else(|| Some(text_read())))
                 } else {

@@ -1,5 +1,5 @@
 //! Loading device files and resolving `parent`/`Include` through a search path, then merging
-//! same-named groups, exactly as pvi's `Device.deserialize_parents` (spec pvi.md §1.7).
+//! same-named groups, exactly as pvi's `Device.deserialize_parents`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -224,7 +224,7 @@ fn substitute(text: &str, macros: &IndexMap<String, String>) -> String {
     out
 }
 
-/// Include macro re-scoping (0.14, §1.7 step 3) of every signal under `c`.
+/// Include macro re-scoping (pvi 0.14) of every signal under `c`.
 fn rescope(c: &mut Component, macros: &IndexMap<String, String>) {
     match &mut c.kind {
         Kind::Group { children, .. } => children.iter_mut().for_each(|c| rescope(c, macros)),
@@ -266,7 +266,7 @@ enum Slot {
     Group(usize),
 }
 
-/// pvi's `merge_components` (§1.7 step 4).
+/// pvi's `merge_components`.
 fn merge(flat: Vec<Component>, path: &Path) -> Result<Vec<Component>, PviError> {
     let mut out: Vec<Slot> = Vec::new();
     let mut groups: Vec<Registered> = Vec::new();

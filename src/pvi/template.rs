@@ -1,4 +1,4 @@
-//! The `.pvi.template` (spec pvi.md §4): one `record("*", PV)` per signal PV with the QSRV
+//! The `.pvi.template`: one `record("*", PV)` per signal PV with the QSRV
 //! `Q:group` info tag that builds the `<prefix>PVI` structure, as pvi 0.14.4's
 //! `format_template` (with its `+trigger` line) writes it.
 

@@ -1,5 +1,5 @@
 //! A minimal XML tree with the parse and print rules of lxml/libxml2 that pvi's `.bob` bytes
-//! depend on (spec pvi.md §2.8): blank text is dropped on parse unless it is the whole content
+//! depend on: blank text is dropped on parse unless it is the whole content
 //! of a childless element, and pretty printing keeps text verbatim, so template leaves nested
 //! deeper than in the template print their original indentation.
 

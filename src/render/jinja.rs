@@ -1,14 +1,14 @@
-//! The Jinja environment with ibek's Python flavour (spec §3.1, §3.2, §10).
+//! The Jinja environment with ibek's Python flavour.
 //!
 //! minijinja is the engine. What Python's Jinja2 does differently is added here:
 //! * values print with Python `str()` (`None`, `True`, `1e-05`, `['a']`, entities as ids);
 //! * `%` on a string is printf formatting and `~` uses `str()`: minijinja has no operator
 //!   hook, so each template is parsed with minijinja's own parser and every `L % R` / `L ~ R`
-//!   is rewritten into a call of a helper before compiling (spec §10);
+//!   is rewritten into a call of a helper before compiling;
 //! * Python string methods (`.format`, `.join`, `.strip`, `.splitlines`…) via an unknown
 //!   method callback on top of minijinja-contrib's `pycompat`;
 //! * Jinja2's `int`/`float` filters (0 on junk), `string`, `join` and `format`;
-//! * `Utils.render`'s coercion of the result by `typ` or by the `| int }}` regex (§3.2).
+//! * `Utils.render`'s coercion of the result by `typ` or by the `| int }}` regex.
 
 use std::sync::{Arc, Mutex};
 
@@ -275,7 +275,7 @@ impl Engine {
         if !typ.is_empty() {
             return Ok(Value::from(out));
         }
-        // typ "": the first `| name }}` in the text decides (spec §3.2). When the whole
+        // typ "": the first `| name }}` in the text decides. When the whole
         // rendered text is not a Python literal (`epicsEnvSet E1 {{ x | int }}`), ibek crashes;
         // iocrun keeps the text, the evidently intended output (docs/compat.md).
         match filter_regex(text) {
@@ -345,7 +345,7 @@ fn lone_variable(text: &str) -> Option<&str> {
     is_name.then_some(name)
 }
 
-/// The first match of ibek's `\| *([a-z]*) *}}` in the template text (spec §3.2).
+/// The first match of ibek's `\| *([a-z]*) *}}` in the template text.
 pub fn filter_regex(text: &str) -> Option<&str> {
     let b = text.as_bytes();
     for (i, _) in text.match_indices('|') {

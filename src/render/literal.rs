@@ -1,4 +1,4 @@
-//! Python's `ast.literal_eval` on the text a template rendered to (spec §3.2): numbers,
+//! Python's `ast.literal_eval` on the text a template rendered to: numbers,
 //! strings, `True`/`False`/`None`, lists, tuples, dicts and sets, with unary `+`/`-`.
 //! Anything else fails with Python's message (`malformed node or string`, `invalid syntax`).
 

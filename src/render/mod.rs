@@ -1,10 +1,10 @@
 //! ibek-compatible rendering: instance + support YAML → st.cmd, ioc.subst, wait_list.yaml,
-//! byte for byte as ibek 4.8.2 writes them (spec `render-ibek.md`).
+//! byte for byte as ibek 4.8.2 writes them.
 //!
 //! [`generate`] is the whole of `ibek runtime generate2` except writing: Phase 1 validates and
 //! renders every entity ([`resolve`]), sub-entities and repeats are expanded, then Phase 2
 //! renders the outputs in ibek's side-effect order: pvi macros → env → pre_init → post_init →
-//! ioc.subst (§4.1). The Jinja engine with its Python quirks lives in `jinja`. Uses `config`.
+//! ioc.subst. The Jinja engine with its Python quirks lives in `jinja`. Uses `config`.
 
 mod jinja;
 mod literal;
@@ -255,7 +255,7 @@ fn no_nul(what: &'static str, text: &str) -> Result<(), RenderError> {
     }
 }
 
-/// `ioc_name` rendered with an empty context and the globals (spec §2.1).
+/// `ioc_name` rendered with an empty context and the globals.
 fn render_ioc_name(engine: &Engine, inst: &Instance) -> Result<String, RenderError> {
     let raw = pyvalue::from_yaml(&inst.ioc_name);
     match raw.as_str() {

@@ -1,6 +1,6 @@
 //! The Python objects templates see: entities (print as their id, attributes are fields),
-//! shared mutable lists (`.append` on a list define, spec §1.4), the `_global` helper
-//! (`Utils`, spec §3.1) and the read-only `env` mapping.
+//! shared mutable lists (`.append` on a list define), the `_global` helper
+//! (`Utils`) and the read-only `env` mapping.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -105,7 +105,7 @@ impl Entity {
     }
 
     /// pydantic `model_dump()`: the declared fields only (no defines), with referenced
-    /// entities dumped to plain dicts (spec §3.6).
+    /// entities dumped to plain dicts.
     pub fn model_dump(&self) -> IndexMap<String, Value> {
         let fields = lock(&self.fields);
         self.declared

@@ -1,4 +1,4 @@
-//! The render side of ibek's `generate_pvi` (spec §4.4): for each entity whose model has a
+//! The render side of ibek's `generate_pvi`: for each entity whose model has a
 //! `pvi:` section (enabled or not), render `yaml_path` and `ui_macros`, locate the device
 //! file, and queue the `<Device>.pvi.template` row for ioc.subst. Formatting the screens
 //! and the template itself is the `pvi` module's job; it reads [`PviEntity`].

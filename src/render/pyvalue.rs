@@ -1,5 +1,5 @@
 //! Python value semantics on minijinja values: `str()`, `repr()`, float repr, the
-//! `ast.literal_eval` + cast coercion of `Utils.render` (spec §3.2), and YAML → value.
+//! `ast.literal_eval` + cast coercion of `Utils.render`, and YAML → value.
 
 use minijinja::value::{Value, ValueKind};
 
@@ -191,7 +191,7 @@ pub fn py_truthy(v: &Value) -> bool {
     v.is_true()
 }
 
-/// `cast(ast.literal_eval(text))` for `typ` in int/float/bool/list/dict (spec §3.2).
+/// `cast(ast.literal_eval(text))` for `typ` in int/float/bool/list/dict.
 pub fn coerce(text: &str, typ: &str) -> Result<Value, String> {
     let v = super::literal::literal_eval(text)?;
     cast(&v, typ)

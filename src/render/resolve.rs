@@ -1,4 +1,4 @@
-//! Phase 1 (spec §3.3–§3.7): instance entities → entity objects with rendered fields, ids
+//! Phase 1: instance entities → entity objects with rendered fields, ids
 //! registered, enums fixed up per file, then sub-entities and `ibek.repeat` expanded.
 
 use std::sync::Arc;
@@ -41,7 +41,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Validate one instance file's entities in order, then fix up their enums (§3.4).
+    /// Validate one instance file's entities in order, then fix up their enums.
     pub fn load_file(
         &mut self,
         inst: &Instance,
@@ -179,7 +179,7 @@ impl<'a> Resolver<'a> {
         }
         for (name, param) in &model.parameters {
             if name == "type" {
-                // holds the entity's type name, never rendered or validated (spec §1.3)
+                // holds the entity's type name, never rendered or validated
                 continue;
             }
             let value = entity.get(name).unwrap_or_default();
@@ -216,7 +216,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// A define's value: a non-string value is the very object in the model, so a list is
-    /// one shared mutable list for every instance of the model (spec §1.4).
+    /// one shared mutable list for every instance of the model.
     fn define_value(&mut self, model: &EntityModel, name: &str, raw: &serde_yaml::Value) -> Value {
         if let serde_yaml::Value::Sequence(_) = raw {
             let key = (model.full_name(), name.to_owned());
@@ -282,7 +282,7 @@ impl<'a> Resolver<'a> {
         format!("[{}]", ids.join(", "))
     }
 
-    /// `resolve_sub_entities` (spec §3.6) over the whole top-level list.
+    /// `resolve_sub_entities` over the whole top-level list.
     pub fn expand(
         &mut self,
         top: Vec<(Arc<Entity>, Origin)>,
@@ -484,7 +484,7 @@ impl<'a> Resolver<'a> {
 
 /// A list a field gets from rendering (`literal_eval` makes a new Python list) or from the
 /// instance (pydantic copies it) is the entity's own mutable list: later entities may
-/// `.append` to it through an object parameter (spec §1.4). A define's non-string list
+/// `.append` to it through an object parameter. A define's non-string list
 /// is already the model's one shared `PyList` and stays as it is.
 fn fresh_list(value: Value) -> Value {
     if value.kind() != ValueKind::Seq
@@ -580,7 +580,7 @@ fn sub_error(
     }])
 }
 
-/// The built-in entity types (spec §3.7): validated, never rendered at the top level.
+/// The built-in entity types: validated, never rendered at the top level.
 fn builtin(type_name: &str, args: &IndexMap<String, Value>) -> Result<Entity, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut fields = IndexMap::new();
@@ -665,7 +665,7 @@ fn builtin(type_name: &str, args: &IndexMap<String, Value>) -> Result<Entity, Ve
 }
 
 /// `IocFactory.fixup_enums`: a top-level entity's enum key becomes its value when the value
-/// is not null (spec §3.4).
+/// is not null.
 fn fixup_enums(entity: &Arc<Entity>) {
     let Some(model) = entity.model.clone() else {
         return;

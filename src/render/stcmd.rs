@@ -1,4 +1,4 @@
-//! st.cmd (spec §4.1): ENV, PRE and POST passes over the enabled entities, `when:` rules,
+//! st.cmd: ENV, PRE and POST passes over the enabled entities, `when:` rules,
 //! and the exact layout of ibek's `st.cmd.jinja` (4.x tail).
 
 use std::sync::Arc;
@@ -78,7 +78,7 @@ fn last_of_model(entities: &[&Arc<Entity>]) -> Vec<bool> {
 /// `render_environment_variables`: each `epicsEnvSet NAME VALUE` rendered (typ "", so the
 /// filter regex applies), then one newline. ibek joins two variables of one entity with no
 /// separator (`epicsEnvSet A 1epicsEnvSet B 2`), which iocsh reads as one command with a
-/// garbled value; iocrun puts each on its own line (spec §4.1, docs/compat.md).
+/// garbled value; iocrun puts each on its own line (docs/compat.md).
 fn env_vars(engine: &Engine, e: &Arc<Entity>) -> Result<String, String> {
     let Some(model) = &e.model else {
         return Ok(String::new());
@@ -108,7 +108,7 @@ fn script(
     let mut out = String::new();
     for item in items {
         // a comment gets "# " on every line before rendering, so a block scalar's final
-        // newline leaves a trailing "# " line (spec §4.1)
+        // newline leaves a trailing "# " line
         let (text, suffix) = if item.is_comment() {
             let lines: Vec<String> = item.value.split('\n').map(|l| format!("# {l}")).collect();
             (lines.join("\n"), "comment")

@@ -1,4 +1,4 @@
-//! ioc.subst (spec §4.2): ibek's `RenderDb` — one block per template file in first-seen
+//! ioc.subst: ibek's `RenderDb` — one block per template file in first-seen
 //! order, a header row from the first row's args, rows matched to it by name, every cell
 //! `"value"` padded to its column's widest cell (the last column too).
 
@@ -37,7 +37,7 @@ pub fn render(
                 .map_err(|m| format!("{}: {m}", e.origin()))?;
         }
     }
-    // pvi rows skip the enabled check (spec §4.4)
+    // pvi rows skip the enabled check
     for (db, e) in extra {
         add_database(engine, &mut templates, db, e).map_err(|m| format!("{}: {m}", e.origin()))?;
     }

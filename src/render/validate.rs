@@ -1,4 +1,4 @@
-//! pydantic's checks of one entity's arguments against its model, in lax mode (spec §1.3):
+//! pydantic's checks of one entity's arguments against its model, in lax mode:
 //! required and extra keys, `"12"` → 12, `"true"` → True, int → float, Jinja strings kept
 //! for later rendering, enum keys. Error texts keep pydantic's wording, which ibek's tests and
 //! users grep for (`Field required [type=missing`, `Extra inputs are not permitted`).
@@ -45,7 +45,7 @@ pub fn check_model_args(
     for (name, param) in &model.parameters {
         if name == "type" {
             // a parameter named `type` is shadowed by the entity's own type name: it keeps
-            // that value and is never validated (spec §1.3)
+            // that value and is never validated
             continue;
         }
         let value = match args.get(name) {

@@ -1,4 +1,4 @@
-//! wait_list.yaml (spec §6.4): ibek's ruamel dump of the `ibek.wait_ip` entities, with its
+//! wait_list.yaml: ibek's ruamel dump of the `ibek.wait_ip` entities, with its
 //! header and one blank line between items. `ibek.wait_usb` writes nothing.
 
 use std::sync::Arc;

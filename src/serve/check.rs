@@ -1,8 +1,8 @@
 //! The periodic Channel Access check behind readiness and liveness: read the IOC's own PV
 //! (default `${IOC_PREFIX^^}:UPTIME`, as liveness.sh does) and cache the outcome on a `watch`
-//! channel, so probes answer from memory in microseconds (`spec/deploy-k8s.md` §2.5, §6.3).
+//! channel, so probes answer from memory in microseconds.
 //!
-//! Finding the server follows §5.5: when the IOC's pid is known, its own listening TCP sockets
+//! Finding the server: when the IOC's pid is known, its own listening TCP sockets
 //! (from `/proc/<pid>/fd` and `/proc/net/tcp{,6}`) are tried on loopback first, which is
 //! unambiguous with `hostNetwork` and several IOCs per node; otherwise, or when
 //! `K8S_IOC_ADDRESS` names a remote IOC, a normal UDP search.
@@ -242,7 +242,7 @@ pub(super) fn uptime(values: &Values) -> Option<f64> {
     Some(days * 86400.0 + secs)
 }
 
-/// Where process `pid` listens for TCP connections, read from `/proc` (§5.5, option 2): a
+/// Where process `pid` listens for TCP connections, read from `/proc` (option 2): a
 /// wildcard address becomes loopback.
 pub fn listening_addrs(pid: u32) -> Vec<SocketAddr> {
     let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))

@@ -12,9 +12,9 @@
 //! * anything else: `error unknown request '…'`.
 //!
 //! Probe answers come from the cached verdicts, so a probe costs a connect and two small
-//! writes: no EPICS tools, no Channel Access, no port to allocate under `hostNetwork`
-//! (`spec/deploy-k8s.md` §6.3). The socket is mode 0600: whoever may probe may also restart
-//! and stop, as whoever may `kill` PID 1 may.
+//! writes: no EPICS tools, no Channel Access, no port to allocate under `hostNetwork`.
+//! The socket is mode 0600: whoever may probe may also restart and stop, as whoever may
+//! `kill` PID 1 may.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

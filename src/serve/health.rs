@@ -1,10 +1,10 @@
 //! What serve is told and what it concludes: the [`Health`] snapshot the start sequence and the
 //! supervisor publish on a `watch` channel, the cached result of the Channel Access check, and
-//! the three probe verdicts computed from both (`spec/deploy-k8s.md` §6.3).
+//! the three probe verdicts computed from both.
 
 use std::time::{Duration, SystemTime};
 
-/// The phase of the container's life (`epics_ioc_state`, §6.2).
+/// The phase of the container's life (`epics_ioc_state`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Phase {
     /// iocrun is up, nothing has run yet.
@@ -71,7 +71,7 @@ pub enum LastExit {
     Signal(i32),
 }
 
-/// One start step's latest run, for `epics_ioc_generate_*` (§6.2). Steps run again before
+/// One start step's latest run, for `epics_ioc_generate_*`. Steps run again before
 /// every restart; each keeps one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepTiming {
@@ -237,7 +237,7 @@ impl ProbeKind {
     }
 }
 
-/// Decide a probe from the snapshot and the CA check (§6.3):
+/// Decide a probe from the snapshot and the CA check:
 /// * startup passes once the start sequence is done (as startup.sh passed once do-wait had
 ///   written its done file);
 /// * ready needs the IOC running and its PV answering (with checks off: running is enough);

@@ -1,4 +1,4 @@
-//! Every metric iocrun exports, by name, in one place (`spec/deploy-k8s.md` §6.2): a fresh
+//! Every metric iocrun exports, by name, in one place: a fresh
 //! prometheus-client registry is filled from one snapshot per scrape and encoded as
 //! OpenMetrics text, or converted to the classic Prometheus text format on request.
 
@@ -411,7 +411,7 @@ fn unix(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The files autosave writes by default (`epics_ioc_autosave_file_age_seconds`, §6.2).
+/// The files autosave writes by default (`epics_ioc_autosave_file_age_seconds`).
 pub const AUTOSAVE_FILES: [&str; 2] = ["autosave_settings.sav", "autosave_positions.sav"];
 
 /// How long ago each autosave file in `dir` was written; missing files are left out.

@@ -1,6 +1,6 @@
 //! What the running supervisor tells the outside world: probe verdicts on a unix control
 //! socket (`iocrun probe`), optionally HTTP health endpoints and Prometheus metrics, all built
-//! on a periodic Channel Access read of the IOC's own PV (`spec/deploy-k8s.md` §5, §6).
+//! on a periodic Channel Access read of the IOC's own PV.
 //!
 //! serve reads state others publish and never drives the child. Its input is a
 //! `watch::Receiver<`[`Health`]`>`: the start sequence and the supervisor replace the snapshot

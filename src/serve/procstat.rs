@@ -1,5 +1,5 @@
 //! CPU, memory, threads and file descriptors of a process from `/proc/<pid>`, the figures the
-//! standard `process_*` collectors export (`spec/deploy-k8s.md` §6.1). Used for the supervisor
+//! standard `process_*` collectors export. Used for the supervisor
 //! itself and, under the `epics_ioc_` prefix, for the IOC child.
 
 use nix::unistd::{sysconf, SysconfVar};

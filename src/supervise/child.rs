@@ -4,7 +4,7 @@
 //!
 //! portable-pty's pre-exec resets the common signal dispositions, calls `setsid` and makes the
 //! PTY the controlling terminal, so the child is a session and process-group leader (its pid is
-//! its pgid) with `isatty(0)` true (style.md, portable-pty notes). The standard library clears
+//! its pgid) with `isatty(0)` true. The standard library clears
 //! the signal mask before exec. We keep the slave open ourselves so the master never reads EOF
 //! between runs: the window size and the reader thread survive restarts. The child handle is
 //! used for its pid only and dropped at once; `reap.rs` does all the waiting (habit 5).
@@ -29,7 +29,7 @@ fn is_shortage(errno: i32) -> bool {
 }
 
 /// Window size used when iocrun's stdin is not a terminal (procServ leaves 0×0, which breaks
-/// `stty size` and line editing; spec supervise-console.md §0.4).
+/// `stty size` and line editing).
 pub const DEFAULT_SIZE: (u16, u16) = (24, 80);
 
 /// The PTY pair plus the threads that move bytes through it.
@@ -92,7 +92,7 @@ impl Pty {
             program: program.display().to_string(),
             message: "no pid".into(),
         })?;
-        // never wait on this handle: reap.rs owns every waitpid (style.md habit 5)
+        // never wait on this handle: reap.rs owns every waitpid
         drop(child);
         Ok(pid as Pid)
     }

@@ -1,8 +1,8 @@
 //! Where the IOC's bytes go, and the `@@@` lifecycle lines iocrun adds to that stream.
 //!
 //! Every spawn, exit (code or signal), restart and stop is announced with a UTC timestamp on
-//! stdout and in the console stream, like procServ's `@@@` lines (spec supervise-console.md
-//! §12 item 10: catatonit's silence left users guessing why PID 1 went away). Lines end in
+//! stdout and in the console stream, like procServ's `@@@` lines (catatonit's
+//! silence left users guessing why PID 1 went away). Lines end in
 //! `\r\n` because they are interleaved with PTY output, which uses the same.
 
 use std::io::Write;

@@ -8,7 +8,7 @@
 //! in `signals.rs`) and [`Control`] messages (console input, resize, stop, restart) sent
 //! through a cloneable [`Handle`]. Timers (restart backoff, grace deadline) are the only other
 //! wake-ups. After each event the task publishes a [`State`] on a `watch` channel, which serve
-//! and probe read without touching the child (the watchexec `job/` shape, style.md habit 7).
+//! and probe read without touching the child (the shape of watchexec's `job/`).
 //!
 //! The child runs on a PTY (`child.rs`) in its own session, so its pid is its process group;
 //! signals go to that group. On SIGCHLD, `reap.rs` drains `waitpid(-1)` — the only wait in the
@@ -553,7 +553,7 @@ impl<S: Sys> Supervisor<S> {
                 if self.cfg.stop_input.is_empty() {
                     self.send(Target::Group(pid), sig);
                 } else {
-                    // the IOC's own exit first (spec deploy-k8s §2.2: autosave flushes on
+                    // the IOC's own exit first (autosave flushes on
                     // `exit`), the signal only if it is still there halfway through
                     self.sys.write_input(self.cfg.stop_input.clone());
                     if let Some(stop) = self.stop.as_mut() {

@@ -2,10 +2,10 @@
 //! and when to give up.
 //!
 //! Backoff is exponential (initial, ×2 per quick failure, capped), unlike procServ's fixed
-//! holdoff or supervisord's linear +1 s (spec supervise-console.md §7, §5). A run that lasted at
+//! holdoff or supervisord's linear +1 s. A run that lasted at
 //! least `stable_after` resets it. After `crash_limit` quick failures in a row iocrun gives up
 //! and exits with [`GAVE_UP_EXIT_CODE`], so Kubernetes takes over with CrashLoopBackOff
-//! (supervisord #712, spec §12 item 4).
+//! (supervisord #712).
 
 use std::time::Duration;
 

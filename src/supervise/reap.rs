@@ -1,10 +1,9 @@
 //! The only `waitpid(-1)` loop in the program.
 //!
 //! On every SIGCHLD wake-up the supervisor drains `waitpid(-1, WNOHANG)` until nothing is ready,
-//! which reaps the IOC and every orphan re-parented to us (exec probes leave them, spec
-//! deploy-k8s §6.3) without stalling behind console I/O, unlike procServ's idle-tick reaping
-//! (spec supervise-console.md §7, §12 item 12). Nobody else may wait: portable-pty's
-//! `Child::wait` would race this loop for the IOC's pid (style.md habit 5).
+//! which reaps the IOC and every orphan re-parented to us (exec probes leave them) without
+//! stalling behind console I/O, unlike procServ's idle-tick reaping. Nobody else may wait:
+//! portable-pty's `Child::wait` would race this loop for the IOC's pid.
 
 use super::state::ExitStatus;
 use super::sys::{Pid, Sys, Wait};

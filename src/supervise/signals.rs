@@ -2,7 +2,7 @@
 //!
 //! | signal | iocrun's action |
 //! |---|---|
-//! | TERM, INT | stop: no more restarts, the same signal to the IOC's process group, grace period, then SIGKILL (spec supervise-console.md T6) |
+//! | TERM, INT | stop: no more restarts, the same signal to the IOC's process group, grace period, then SIGKILL |
 //! | HUP, QUIT, USR1, USR2 | forwarded to the IOC's process group (group delivery reaches the IOC under a `start.sh` override too); HUP also reopens the console log |
 //! | HUP, interactive | with `Config::hangup_stops` (stdin a terminal, not PID 1: the terminal hung up): stop, as TERM but with HUP |
 //! | WINCH | with a terminal on stdin: its size is copied to the IOC's PTY, and the kernel tells the IOC; otherwise forwarded |
@@ -11,7 +11,7 @@
 //!
 //! INT stops rather than merely forwards because a forwarded ^C would kill the IOC and the
 //! restart policy would start it again, so `docker run` + ^C could never end the container
-//! (s6 and supervisord also treat INT as shutdown, spec §4, §5). The ignored ones would
+//! (s6 and supervisord also treat INT as shutdown). The ignored ones would
 //! otherwise kill iocrun by their default action when it is not PID 1 (as PID 1 the kernel
 //! drops them), orphaning the IOC; ignoring them keeps both modes alike. PIPE is ignored by
 //! Rust's runtime already (and reset for the child by `std::process`). Every other signal

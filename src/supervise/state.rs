@@ -1,7 +1,7 @@
 //! What the supervised child is doing right now, with timestamps, as serve and probe see it.
 //!
 //! The supervisor is the only writer: it publishes a fresh [`State`] on a tokio `watch` channel
-//! at every transition, so readers never touch the child or the PTY (style.md, habit 7).
+//! at every transition, so readers never touch the child or the PTY.
 
 use std::time::SystemTime;
 
@@ -69,7 +69,7 @@ pub enum ChildState {
 }
 
 impl ChildState {
-    /// The one-word name used by metrics (`epics_ioc_state{state=...}`, spec deploy-k8s §6.2).
+    /// The one-word name used by metrics (`epics_ioc_state{state=...}`).
     pub fn name(&self) -> &'static str {
         match self {
             ChildState::Generating { .. } => "generating",

@@ -2,7 +2,7 @@
 //!
 //! Raw mode and forwarding stdin to the IOC belong to the console (`console::serve` treats
 //! stdin as one more client); the supervisor only copies the size of the terminal on stdin to
-//! the IOC's PTY when SIGWINCH arrives (spec deploy-k8s §6.3: kubelet resizes on attach).
+//! the IOC's PTY when SIGWINCH arrives (kubelet resizes on attach).
 
 /// True when iocrun runs in someone's terminal: stdin is a terminal and iocrun is not PID 1.
 /// Its hang-up (SIGHUP, or EOF on stdin) then ends the session: iocrun stops the IOC and exits.

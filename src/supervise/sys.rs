@@ -2,7 +2,7 @@
 //!
 //! The supervisor's state machine only talks to [`Sys`], so restart policy and stop timing are
 //! tested in milliseconds against [`fake::FakeSys`], which records every call (the youki
-//! `syscall/` pattern, style.md habit 8). [`RealSys`] is the one implementation that touches
+//! `syscall/` pattern). [`RealSys`] is the one implementation that touches
 //! processes; it owns the PTY from `child.rs`.
 
 use std::ffi::OsString;

@@ -1,5 +1,5 @@
 //! One connection attempt to one target: resolve, connect, close, and sort the outcome into
-//! "up", "try again" or "give up" (`spec/expand-msi.md` §4.2).
+//! "up", "try again" or "give up".
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -68,7 +68,7 @@ fn resolve(target: &IpTarget) -> Result<Vec<SocketAddr>, Attempt> {
     match dns_lookup::getaddrinfo(Some(&target.host), Some(&port), Some(hints)) {
         Ok(found) => Ok(found.filter_map(Result::ok).map(|a| a.sockaddr).collect()),
         // a DNS server that is not answering yet is worth waiting for; ibek gives up here
-        // (a divergence the spec asks for, §4.2)
+        // (a deliberate difference, listed in docs/compat.md)
         Err(e) if matches!(e.kind(), LookupErrorKind::Again) => Err(Attempt::Retry(format!(
             "name lookup of '{}' failed for now",
             target.host

@@ -1,4 +1,4 @@
-//! `wait_list.yaml`: the targets render writes and `iocrun wait` reads (`spec/expand-msi.md` §4.1).
+//! `wait_list.yaml`: the targets render writes and `iocrun wait` reads.
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -9,7 +9,7 @@ use serde_yaml::Value;
 use super::WaitError;
 use crate::config::ConfigError;
 
-/// The port ibek uses when an address has none (§4.2).
+/// The port ibek uses when an address has none.
 const DEFAULT_PORT: u16 = 1025;
 
 /// The parsed list, in file order.
@@ -36,7 +36,7 @@ pub struct IpTarget {
     pub address: String,
     pub host: String,
     pub port: u16,
-    /// `None` waits for ever (`timeout` 0 or negative, §4.2).
+    /// `None` waits for ever (`timeout` 0 or negative).
     pub timeout: Option<Duration>,
     /// The timeout as written in the file (`10`, `0.5`), for ibek's messages.
     pub timeout_text: String,
@@ -87,7 +87,7 @@ fn entry(item: &Value, path: &Path, index: usize) -> Result<Entry, WaitError> {
     }
     let address =
         scalar_text(field("address")).ok_or_else(|| bad(path, index, "it has no 'address'"))?;
-    // defaults of the ibek.wait_ip entity (§4.1), for hand-written lists
+    // defaults of the ibek.wait_ip entity, for hand-written lists
     let device = scalar_text(field("device")).unwrap_or_else(|| "DEVICE".to_owned());
     let (seconds, timeout_text) = match field("timeout") {
         None | Some(Value::Null) => (0.0, "0".to_owned()),

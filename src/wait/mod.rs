@@ -1,5 +1,5 @@
 //! The hardware wait: hold the IOC start until each device in `wait_list.yaml` accepts a TCP
-//! connection (`spec/expand-msi.md` §4, ibek's `ioc do-wait`).
+//! connection (ibek's `ioc do-wait`).
 //!
 //! This module owns the list format, the connection attempts and their back-off, the
 //! progress lines, and the done file that start-up probes poll. It sits between `expand` and
@@ -29,7 +29,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// One connect never blocks longer than this, so progress lines keep coming.
 const MAX_ATTEMPT: Duration = Duration::from_secs(5);
-/// ibek's Python can hand the socket a timeout of zero or less near the deadline (§4.2, edge
+/// ibek's Python can hand the socket a timeout of zero or less near the deadline (edge
 /// bugs); never go below this.
 const MIN_ATTEMPT: Duration = Duration::from_millis(10);
 
@@ -247,7 +247,7 @@ fn expired(target: &IpTarget, pending: &[&str], by_overall: bool, started: Insta
     }
 }
 
-/// The whole wait step, as ibek's `do-wait` with the done-file fix (§4.3): remove the done
+/// The whole wait step, as ibek's `do-wait` with the done-file fix: remove the done
 /// file, wait for every target in `source` unless `skip`, then create the done file. A missing
 /// list is not an error. On failure the done file stays absent.
 pub fn do_wait(

@@ -628,7 +628,7 @@ fn iocrun_attach_without_a_server_fails_with_a_clear_error() {
     );
 }
 
-/// `socat UNIX-CONNECT:PATH -,raw,echo=0` in a terminal is a full client (deploy-k8s.md §3.2).
+/// `socat UNIX-CONNECT:PATH -,raw,echo=0` in a terminal is a full client.
 #[tokio::test]
 async fn socat_raw_client_works() {
     if !have_socat() {

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::{msi_gen, util};
 
-/// Vectors iocrun is expected to fail, each with the reason (spec §2.13, docs/compat.md).
+/// Vectors iocrun is expected to fail, each with the reason (docs/compat.md).
 const KNOWN_FAILURES: &[(&str, &str)] = &[(
     "56-long-lines",
     "msi cuts template lines at 4094 bytes; iocrun keeps them (documented deviation)",

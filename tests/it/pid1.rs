@@ -1,4 +1,4 @@
-//! PID-1 duties, black-box (spec supervise-console.md §11, T1–T8): each behaviour runs with
+//! PID-1 duties, black-box (T1–T8): each behaviour runs with
 //! iocrun as a subreaper (not PID 1) and, when root, as the real PID 1 of a fresh PID
 //! namespace (`unshare --pid --fork --mount-proc`). Deadlines are generous and only bound a
 //! hang; no assertion depends on timing.

@@ -32,7 +32,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32, i64)> {
     out
 }
 
-/// A config folder with every case §5 lists: both protocol suffixes, a 0600 db, a dotfile,
+/// A config folder with every case place-files handles: both protocol suffixes, a 0600 db, a dotfile,
 /// wrong case, a sub-folder, non-matching names, and a link to a file elsewhere.
 fn build_config(env: &TestEnv) {
     let files = [

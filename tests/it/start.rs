@@ -41,7 +41,7 @@ fn softioc_runs_from_the_copied_st_cmd_and_stops_on_term() {
         r.wait_for("DEMO:TEMP");
         r.signal(Signal::SIGTERM);
         let (code, out) = r.wait();
-        // iocsh has no SIGTERM handler (spec deploy-k8s §2.2), so softIoc dies of it
+        // iocsh has no SIGTERM handler, so softIoc dies of it
         assert_eq!(code, 128 + libc::SIGTERM, "{mode:?}:\n{out}");
         assert!(out.contains("iocRun: All initialization complete"), "{out}");
         assert!(out.contains("received SIGTERM: stopping"), "{out}");

@@ -1,5 +1,5 @@
 //! The adapter between the supervisor's [`State`] and serve's [`Health`] snapshot: supervise
-//! and serve never import each other; they meet here (style.md, "For iocrun").
+//! and serve never import each other; they meet here.
 
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! `$SUPPORT/configure/RELEASE.shell`: the `export` lines start.sh `source`d, read without a
-//! shell (start step 2; spec deploy-k8s §1.1: st.cmd uses e.g. `$(PVLOGGING)`).
+//! shell (start step 2: st.cmd uses e.g. `$(PVLOGGING)`).
 
 /// The `export NAME=VALUE` lines of a RELEASE.shell, as bash would set them: double quotes and
 /// bare words expand `$VAR` and `${VAR}` (from earlier lines, then `lookup`), single quotes do
-/// not. Other lines are ignored (spec deploy-k8s §1.1).
+/// not. Other lines are ignored.
 pub fn parse_release_shell(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,

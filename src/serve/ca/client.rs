@@ -1,8 +1,8 @@
 //! A one-shot Channel Access client: find the server of a PV by UDP search, then read the PV
-//! once over TCP (`spec/deploy-k8s.md` §5.3–5.5).
+//! once over TCP.
 //!
 //! The server's TCP port is always taken from the search reply, never assumed: with
-//! `hostNetwork` several IOCs share a node and only the first gets TCP 5064 (§5.5).
+//! `hostNetwork` several IOCs share a node and only the first gets TCP 5064.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::time::Duration;
@@ -153,7 +153,7 @@ pub async fn search(config: &Config, pv: &str, deadline: Instant) -> Result<Sock
 }
 
 /// The server address in a search reply for `cid`: its IP (or the sender's) and the TCP port
-/// carried in `data_type` (§5.2).
+/// carried in `data_type`.
 fn reply_server(datagram: &[u8], from: SocketAddr, cid: u32) -> Option<SocketAddr> {
     let msgs = proto::decode_all(datagram).ok()?;
     let reply = msgs

@@ -3,7 +3,7 @@
 //! (`format`), and subscriptions on one circuit (`monitor`, behind `--pv-metrics`).
 //!
 //! Used by `iocrun caget` and by the liveness check, which reads the IOC's UPTIME PV the way
-//! the epics-containers `liveness.sh` does with `caget` (`spec/deploy-k8s.md` §2.5, §5).
+//! the epics-containers `liveness.sh` does with `caget`.
 
 mod client;
 mod format;

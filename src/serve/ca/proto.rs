@@ -1,5 +1,5 @@
 //! The Channel Access wire format, pure: messages in and out as bytes, and the `DBR_TIME_*`
-//! payloads a read returns (`spec/deploy-k8s.md` §5.1–5.3; the CA protocol specification).
+//! payloads a read returns (the CA protocol specification).
 //!
 //! Every integer is big-endian. A message is a 16-byte header and a payload padded to a
 //! multiple of 8; a header with `payload_size` 0xFFFF and `count` 0 is followed by 32-bit size
@@ -10,7 +10,7 @@ use super::CaError;
 /// The protocol minor version we speak; EPICS 7 sends 13 and rsrv accepts it.
 pub const MINOR_VERSION: u16 = 13;
 
-/// Command codes (§5.2).
+/// Command codes.
 pub mod cmd {
     pub const VERSION: u16 = 0;
     /// A subscription (client → server) and each of its updates (server → client).
@@ -281,7 +281,7 @@ pub struct TimeValue {
     pub values: Values,
 }
 
-/// Where the value starts in each `dbr_time_*` struct (the RISC padding, §5.2), and the size
+/// Where the value starts in each `dbr_time_*` struct (the RISC padding), and the size
 /// of one element.
 fn time_layout(plain: u16) -> Option<(usize, usize)> {
     Some(match plain {
@@ -353,7 +353,7 @@ mod tests {
             .join(" ")
     }
 
-    /// The worked example of the CA protocol specification, §14 (`spec/deploy-k8s.md` §5.3).
+    /// The worked example of the Channel Access protocol specification.
     #[test]
     fn spec_example_client_name() {
         assert_eq!(
