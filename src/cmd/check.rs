@@ -204,15 +204,15 @@ pub fn config_would_start(paths: &Paths) -> Result<(), Error> {
     }
     let inputs = super::generate::inputs(paths, Some(dir), &[], &[], true)?;
     let out = render::generate(&inputs)?;
-    super::generate::make_pvi(&inputs, &out)?;
+    super::generate::check_pvi(&inputs, &out)?;
     Ok(())
 }
 
-/// Make every screen and template in memory; unlike `generate`, a screen that cannot be made
-/// fails the check, so a services repository hears about a bad device file before deploying.
+/// Make every screen and template, keeping none; unlike `generate`, a screen that cannot be
+/// made fails the check, so a services repository hears about a bad device file before
+/// deploying.
 fn check_pvi(inputs: &Inputs, out: &Outputs) -> Result<(), Error> {
-    let made = super::generate::make_pvi(inputs, out)?;
-    match made.screen_errors.into_iter().next() {
+    match super::generate::check_pvi(inputs, out)?.into_iter().next() {
         Some(err) => Err(Error::from(PviError::Screens(Box::new(err)))),
         None => Ok(()),
     }

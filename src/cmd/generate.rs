@@ -84,11 +84,11 @@ pub fn generate(args: &GenerateArgs, paths: &Paths) -> Result<Generated, Error> 
     Ok(generated)
 }
 
-/// pvi for every entity with a `pvi:` section, in memory (`iocrun check`).
-pub fn make_pvi(inputs: &Inputs, out: &Outputs) -> Result<pvi::IocPvi, Error> {
-    let mut made = pvi::IocPvi::default();
-    made.screen_errors = make_pvi_into(inputs, out, &mut made)?;
-    Ok(made)
+/// pvi for every entity with a `pvi:` section, each file made and dropped (`iocrun check`,
+/// and `--watch-config` inside the running supervisor): a template that cannot be made is an
+/// error; returns why screens could not be made.
+pub fn check_pvi(inputs: &Inputs, out: &Outputs) -> Result<Vec<pvi::PviError>, Error> {
+    make_pvi_into(inputs, out, &mut pvi::Discard)
 }
 
 /// pvi for every entity with a `pvi:` section, each file handed to `sink` as it is made;

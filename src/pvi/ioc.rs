@@ -65,6 +65,16 @@ impl Sink for IocPvi {
     }
 }
 
+/// A sink that keeps nothing: every file is still made (so whatever cannot be made is
+/// reported), then dropped. For checks, which must not hold an IOC's screens in memory.
+#[derive(Debug, Default)]
+pub struct Discard;
+
+impl Sink for Discard {
+    fn screen(&mut self, _name: &str, _text: &str) {}
+    fn template(&mut self, _name: &str, _text: &str) {}
+}
+
 /// [`generate_into`] an [`IocPvi`] in memory.
 pub fn generate(
     ioc_name: &str,

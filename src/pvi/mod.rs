@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 
 pub use device::{Component, Device, Kind, Node};
-pub use ioc::{generate, generate_into, EntityPvi, IocPvi, Sink};
+pub use ioc::{generate, generate_into, Discard, EntityPvi, IocPvi, Sink};
 pub use resolve::{device_name, load, load_resolved};
 pub use template::format_template;
 
