@@ -208,8 +208,8 @@ impl pvi::Sink for OpiSink {
             self.problems.push(crate::error::chain(&e));
         }
     }
-    fn template(&mut self, name: &str, text: &str) {
-        self.templates.push((name.to_owned(), text.to_owned()));
+    fn template(&mut self, name: &str, text: String) {
+        self.templates.push((name.to_owned(), text));
     }
 }
 

@@ -36,8 +36,9 @@ pub trait Sink {
     /// A file for the OPI folder (`*.pvi.bob`, a sub-screen, `index.bob`). A later file of the
     /// same name replaces an earlier one.
     fn screen(&mut self, name: &str, text: &str);
-    /// A `.pvi.template` for the runtime folder, at most once per name.
-    fn template(&mut self, name: &str, text: &str);
+    /// A `.pvi.template` for the runtime folder, at most once per name (handed over: the
+    /// runtime folder is published after the screens).
+    fn template(&mut self, name: &str, text: String);
 }
 
 /// Everything PVI produces for an IOC, held in memory ([`generate`]). Screens are best effort:
@@ -60,8 +61,8 @@ impl Sink for IocPvi {
             None => self.screens.push((name.to_owned(), text.to_owned())),
         }
     }
-    fn template(&mut self, name: &str, text: &str) {
-        self.templates.push((name.to_owned(), text.to_owned()));
+    fn template(&mut self, name: &str, text: String) {
+        self.templates.push((name.to_owned(), text));
     }
 }
 
@@ -72,7 +73,7 @@ pub struct Discard;
 
 impl Sink for Discard {
     fn screen(&mut self, _name: &str, _text: &str) {}
-    fn template(&mut self, _name: &str, _text: &str) {}
+    fn template(&mut self, _name: &str, _text: String) {}
 }
 
 /// [`generate_into`] an [`IocPvi`] in memory.
@@ -132,7 +133,7 @@ pub fn generate_into(
             if last_pv.get(&name) == Some(&i) {
                 let text =
                     format_template(device, &e.pv_prefix).map_err(|err| entity_error(e, err))?;
-                sink.template(&format!("{name}.pvi.template"), &text);
+                sink.template(&format!("{name}.pvi.template"), text);
             } else {
                 check_resolved(device).map_err(|err| entity_error(e, err))?;
             }
