@@ -1,12 +1,9 @@
 # Shared by the bench scripts (source it after `cd` to the repository):
-#   - IOCRUN_BIN: the binary under test, unless already set the one images ship: the release
-#     profile linked statically (+crt-static, as scripts/test.sh and scripts/release-image.sh
-#     build it; no dynamic loader at start);
+#   - IOCRUN_BIN: the binary under test, unless already set the one images ship
+#     (scripts/build-static.sh: no dynamic loader at start);
 #   - work: a scratch folder, and pids: background processes; both cleaned up on exit.
 if [ -z "${IOCRUN_BIN:-}" ]; then
-  host=$(rustc -vV | sed -n 's/^host: //p')
-  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --target "$host" --bin iocrun
-  IOCRUN_BIN=target/$host/release/iocrun
+  IOCRUN_BIN=$(bash scripts/build-static.sh)
 fi
 # how the binary under test is linked, for the benches' closing lines
 bench_linkage() {

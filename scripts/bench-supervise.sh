@@ -21,10 +21,8 @@ softioc=$IOCRUN_EPICS_BIN/softIoc
 for tool in procServ tini; do
   command -v "$tool" >/dev/null || { echo "bench-supervise: $tool missing (install-test-deps.sh)" >&2; exit 1; }
 done
-# the binary images ship: static (+crt-static), release profile; the dynamic build for contrast
-RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --release -q --target x86_64-unknown-linux-gnu --bin iocrun
-iocrun=$PWD/target/x86_64-unknown-linux-gnu/release/iocrun
+# the binary images ship (static); the dynamic build for contrast
+iocrun=$PWD/$(bash scripts/build-static.sh)
 cargo build --release -q --bin iocrun
 iocrun_dyn=$PWD/target/release/iocrun
 

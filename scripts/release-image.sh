@@ -12,9 +12,7 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 image=${1:-localhost/iocrun:$version}
 bin=${IOCRUN_STATIC_BIN:-}
 if [ -z "$bin" ]; then
-  RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build -q --release --locked --target x86_64-unknown-linux-gnu --bin iocrun
-  bin=target/x86_64-unknown-linux-gnu/release/iocrun
+  bin=$(bash scripts/build-static.sh --locked)
 fi
 # a static binary or nothing: FROM scratch has no loader and no libc
 if ldd "$bin" 2>&1 | grep -q '=>'; then

@@ -13,11 +13,10 @@ source "${IOCRUN_TOOLS:-$HOME/.cache/iocrun/tools}/env.sh"
 cargo fmt --check
 cargo clippy --all-targets -q -- -D warnings
 
-# The release build as the static binary images ship (`+crt-static`); the container test
-# (tests/it/container.rs) runs it as a podman container's PID 1.
-RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build -q --release --target x86_64-unknown-linux-gnu --bin iocrun
-export IOCRUN_STATIC_BIN=$PWD/target/x86_64-unknown-linux-gnu/release/iocrun
+# The static binary images ship; the container test (tests/it/container.rs) runs it as a
+# podman container's PID 1.
+IOCRUN_STATIC_BIN=$PWD/$(bash scripts/build-static.sh)
+export IOCRUN_STATIC_BIN
 
 log=$(mktemp)
 export IOCRUN_SKIP_LOG
